@@ -111,7 +111,26 @@ KEYPOINT_MAX_CHANNEL: Final = 49
 NUM_CHANNELS: Final = 50
 
 #: Left/right swap of the 18 keypoints (index i of the flipped image holds keypoint FLIP_KEYPOINTS[i]).
-FLIP_KEYPOINTS: Final[tuple[int, ...]] = (0, 1, 5, 6, 7, 2, 3, 4, 11, 12, 13, 8, 9, 10, 15, 14, 17, 16)
+FLIP_KEYPOINTS: Final[tuple[int, ...]] = (
+    0,
+    1,
+    5,
+    6,
+    7,
+    2,
+    3,
+    4,
+    11,
+    12,
+    13,
+    8,
+    9,
+    10,
+    15,
+    14,
+    17,
+    16,
+)
 
 #: Left/right swap of the 30 body parts (part 29, hip-hip, maps to itself).
 FLIP_PARTS: Final[tuple[int, ...]] = (

@@ -7,10 +7,14 @@ the repository root). Tests that need it skip when it is absent, except under CI
 
 from __future__ import annotations
 
+import json
 import os
+import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,3 +55,52 @@ def data_dir(shared_dir: Path) -> Path:
 def coco_people(data_dir: Path) -> tuple[Path, Path]:
     """(annotation json, image folder) of the shared COCO person-keypoint subset."""
     return data_dir / "coco_people" / "person_keypoints.json", data_dir / "coco_people" / "images"
+
+
+def deterministic_weights(shapes: dict[str, list[int]]) -> dict[str, torch.Tensor]:
+    """The golden README's deterministic weights for each (full) state_dict key and shape.
+
+    For key ``k``: ``rng = default_rng(crc32(k))``; the first matching rule draws the values
+    (float64, then cast to float32); see ``shared/golden/README.md``.
+    """
+    weights = {}
+    for key, shape in shapes.items():
+        rng = np.random.default_rng(zlib.crc32(key.encode()))
+        if key.endswith("num_batches_tracked"):
+            weights[key] = torch.zeros(shape, dtype=torch.int64)
+            continue
+        if key.endswith("running_var"):
+            values = rng.uniform(0.5, 1.5, shape)
+        elif key.endswith("running_mean"):
+            values = 0.1 * rng.standard_normal(shape)
+        elif len(shape) >= 2:
+            values = rng.standard_normal(shape) / np.sqrt(np.prod(shape[1:]))
+        elif key.endswith("weight"):
+            values = 1 + 0.1 * rng.standard_normal(shape)
+        else:
+            values = 0.1 * rng.standard_normal(shape)
+        weights[key] = torch.from_numpy(np.asarray(values).astype(np.float32))
+    return weights
+
+
+@pytest.fixture(scope="session")
+def golden_meta(golden_dir: Path) -> dict:
+    """``imhn_golden_meta.json``: per golden model, its config and state_dict key shapes."""
+    return json.loads((golden_dir / "imhn_golden_meta.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def authors_checkpoint(golden_meta: dict, tmp_path_factory: pytest.TempPathFactory):
+    """Factory: ``authors_checkpoint("small")`` -> path of a checkpoint in the authors' format
+    (``{"weights": {"posenet.<key>": tensor}}``) holding the deterministic golden weights."""
+    cache: dict[str, Path] = {}
+
+    def make(name: str) -> Path:
+        if name not in cache:
+            weights = deterministic_weights(golden_meta[name]["state_dict_shapes"])
+            path = tmp_path_factory.mktemp("authors") / f"posenet_{name}.pth"
+            torch.save({"weights": weights, "epoch": 52}, path)
+            cache[name] = path
+        return cache[name]
+
+    return make

@@ -1,0 +1,1 @@
+"""Subcommands of the ``simplepose`` CLI, one module each (see ``simplepose.cli``)."""

@@ -1,0 +1,24 @@
+"""Exceptions a user can cause (bad paths, bad files, bad arguments).
+
+The CLI prints them as one line without a traceback. They subclass the built-in exception
+a Python caller would expect (``FileNotFoundError``, ``ValueError``, ...), so library users
+can catch either.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Base class: an error caused by the user's input, reported without a traceback."""
+
+
+class CheckpointError(UserError, ValueError):
+    """A file is not a usable checkpoint (corrupt, truncated, wrong architecture)."""
+
+
+class WeightsNotFoundError(UserError, FileNotFoundError):
+    """A weights file does not exist."""
+
+
+class InputError(UserError, ValueError):
+    """An input (image, video, URL, argument) cannot be used."""

@@ -1,0 +1,263 @@
+"""Saving and loading IMHN checkpoints: the project's format and the authors' format.
+
+Formats accepted by ``load_checkpoint``:
+
+- the authors' (``PoseNet_52_epoch.pth``): ``{"weights": state_dict, ...}`` whose keys start
+  with ``posenet.`` and possibly ``module.`` (saved from DistributedDataParallel); extra
+  entries such as the optimizer state are ignored;
+- a bare state_dict, or one under ``"state_dict"`` / ``"model"``;
+- the project's: ``{"format": "simplepose", "version": ..., "config": {...},
+  "state_dict": ...}`` (training checkpoints add optimizer state and the like).
+
+A file without a config gets its architecture inferred from the tensor shapes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from simplepose._version import __version__
+from simplepose.config import ModelConfig
+from simplepose.errors import CheckpointError, WeightsNotFoundError
+from simplepose.model.imhn import IMHN
+
+_logger = logging.getLogger(__name__)
+
+FORMAT_NAME = "simplepose"
+#: Prefixes the authors' checkpoints put in front of the network's own key names.
+_FOREIGN_PREFIXES = ("module.", "posenet.", "model.")
+#: The authors' released checkpoint, the file searched for when no path is given.
+RELEASED_CHECKPOINT_NAME = "PoseNet_52_epoch.pth"
+_HOW_TO_GET_WEIGHTS = (
+    "pass a path with --weights, set SIMPLEPOSE_WEIGHTS, or put the authors' released "
+    f"checkpoint {RELEASED_CHECKPOINT_NAME} (see README, 'Weights') in ~/.cache/simplepose/"
+)
+
+
+def default_weights_dirs() -> list[Path]:
+    """Folders searched for weights given by bare file name: ``$SIMPLEPOSE_WEIGHTS`` (when it
+    is a folder) and ``~/.cache/simplepose``."""
+    dirs = []
+    env = os.environ.get("SIMPLEPOSE_WEIGHTS")
+    if env and Path(env).is_dir():
+        dirs.append(Path(env))
+    dirs.append(Path.home() / ".cache" / "simplepose")
+    return dirs
+
+
+def resolve_weights(path: str | os.PathLike[str] | None = None) -> Path:
+    """Find a weights file.
+
+    Args:
+        path: a file path; a bare file name is also looked up in ``default_weights_dirs()``.
+            ``None`` means ``$SIMPLEPOSE_WEIGHTS`` (a file) or the authors' checkpoint in the
+            default folders.
+
+    Raises:
+        WeightsNotFoundError: nothing found; the message says how to get weights.
+    """
+    if path is None:
+        env = os.environ.get("SIMPLEPOSE_WEIGHTS")
+        if env and Path(env).is_file():
+            return Path(env)
+        candidates = [d / RELEASED_CHECKPOINT_NAME for d in default_weights_dirs()]
+    else:
+        given = Path(path).expanduser()
+        if given.is_file():
+            return given
+        if given.is_dir():
+            raise WeightsNotFoundError(f"weights path {given} is a folder, not a file")
+        candidates = [given] + (
+            [d / given.name for d in default_weights_dirs()] if given.parent == Path() else []
+        )
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    searched = ", ".join(str(c) for c in candidates)
+    raise WeightsNotFoundError(f"weights not found (looked for {searched}); {_HOW_TO_GET_WEIGHTS}")
+
+
+def _numpy_safe_globals() -> list[Any]:
+    # Old checkpoints pickle numpy scalars (e.g. the training loss) next to the weights;
+    # allow exactly those types so weights-only loading still works for them.
+    allowed: list[Any] = [np.dtype, np.ndarray]
+    allowed += [
+        type(np.dtype(t))
+        for t in (np.float16, np.float32, np.float64, np.int32, np.int64, np.bool_)
+    ]
+    try:
+        from numpy._core import multiarray  # numpy >= 2
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core import multiarray  # type: ignore[no-redef]
+    allowed += [multiarray.scalar, multiarray._reconstruct]
+    return allowed
+
+
+def _torch_load(path: Path, map_location: str | torch.device, trusted: bool) -> Any:
+    try:
+        with torch.serialization.safe_globals(_numpy_safe_globals()):
+            return torch.load(path, map_location=map_location, weights_only=not trusted)
+    except KeyboardInterrupt:
+        raise
+    except Exception as error:  # torch.load fails in many ways on bad files; all mean the same
+        detail = str(error)
+        if "Unsupported global" in detail:
+            culprit = next(line for line in detail.splitlines() if "Unsupported global" in line)
+            raise CheckpointError(
+                f"{path} holds Python objects that safe (weights-only) loading refuses; if you "
+                "trust the file, load it with load_checkpoint(..., trusted=True) "
+                f"(CLI: --trust-checkpoint). Detail: {culprit.strip()[:200]}"
+            ) from error
+        first_line = detail.splitlines()[0] if detail else type(error).__name__
+        raise CheckpointError(
+            f"{path} is not a readable PyTorch checkpoint (truncated or corrupt?): {first_line}"
+        ) from error
+
+
+def _extract_state_dict(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], dict | None]:
+    """(state_dict with the network's own key names, config dict or None)."""
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(
+            f"{path} does not hold a dict of weights (found {type(obj).__name__})"
+        )
+    config = obj.get("config") if obj.get("format") == FORMAT_NAME else None
+    state: Any = obj
+    for key in ("state_dict", "weights", "model"):
+        if isinstance(obj.get(key), Mapping):
+            state = obj[key]
+            break
+    tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise CheckpointError(
+            f"{path} holds no tensors; expected a state_dict, or one under 'weights' / 'state_dict'"
+        )
+    cleaned = {}
+    for key, value in tensors.items():
+        while key.startswith(_FOREIGN_PREFIXES):
+            key = key.split(".", 1)[1]
+        cleaned[key] = value
+    return cleaned, config
+
+
+def infer_config(state_dict: Mapping[str, torch.Tensor]) -> ModelConfig:
+    """Infer the architecture (stacks, channels, outputs, SE reduction) from tensor shapes.
+
+    Raises:
+        CheckpointError: the keys do not look like an IMHN.
+    """
+    try:
+        num_stacks = 1 + max(int(k.split(".")[1]) for k in state_dict if k.startswith("hourglass."))
+        base = int(state_dict["hourglass.0.hg.0.0.convBlock.6.weight"].shape[0])
+        level1 = int(state_dict["hourglass.0.hg.0.1.convBlock.6.weight"].shape[0])
+        outputs = int(state_dict["outs.0.0.conv.weight"].shape[0])
+        squeezed = int(state_dict["features.0.before_regress.0.2.fc.0.weight"].shape[0])
+    except (KeyError, ValueError, IndexError) as error:
+        sample = ", ".join(sorted(state_dict)[:3])
+        raise CheckpointError(
+            f"the weights do not look like an IMHN (missing {error}); first keys: {sample}"
+        ) from error
+    return ModelConfig(
+        num_stacks=num_stacks,
+        base_channels=base,
+        increase=level1 - base,
+        num_outputs=outputs,
+        se_reduction=max(1, base // max(squeezed, 1)),
+    )
+
+
+def _check_compatible(model: IMHN, state_dict: Mapping[str, torch.Tensor], path: Path) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    wrong = sorted(
+        f"{k} {tuple(state_dict[k].shape)} (expected {tuple(expected[k].shape)})"
+        for k in set(expected) & set(state_dict)
+        if state_dict[k].shape != expected[k].shape
+    )
+    if not (missing or unexpected or wrong):
+        return
+    parts = []
+    for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+        if keys:
+            more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""
+            parts.append(f"{len(keys)} {label}: {', '.join(keys[:3])}{more}")
+    raise CheckpointError(f"{path} does not match the IMHN {model.config}: " + "; ".join(parts))
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str],
+    map_location: str | torch.device = "cpu",
+    *,
+    config: ModelConfig | None = None,
+    trusted: bool = False,
+) -> IMHN:
+    """Load an IMHN from a checkpoint file, in eval mode, with float32 weights.
+
+    Args:
+        path: the file (see the module docstring for the formats accepted).
+        map_location: where tensors are loaded, as in ``torch.load``.
+        config: the architecture, overriding the file's own config or the inferred one.
+        trusted: allow arbitrary pickled objects (``weights_only=False``); only for files you
+            trust.
+
+    Raises:
+        WeightsNotFoundError: the path does not exist.
+        CheckpointError: the file is not a checkpoint, or its weights do not match the
+            architecture (the message names the first missing / unexpected / misshapen keys).
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise WeightsNotFoundError(
+            f"checkpoint {path} does not exist" if not path.is_dir() else f"{path} is a folder"
+        )
+    state_dict, stored_config = _extract_state_dict(_torch_load(path, map_location, trusted), path)
+    if config is None:
+        config = ModelConfig.from_dict(stored_config) if stored_config else infer_config(state_dict)
+    model = IMHN(config)
+    _check_compatible(model, state_dict, path)
+    model.load_state_dict(
+        {k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()}
+    )
+    _logger.info("loaded %s (%s)", path, config)
+    return model.eval()
+
+
+def checkpoint_dict(model: IMHN, **extra: Any) -> dict[str, Any]:
+    """The project's checkpoint dict for ``model`` (``extra`` entries are added as they are)."""
+    return {
+        "format": FORMAT_NAME,
+        "version": __version__,
+        "config": model.config.to_dict(),
+        "state_dict": model.state_dict(),
+        **extra,
+    }
+
+
+def save_checkpoint(model: IMHN, path: str | os.PathLike[str], **extra: Any) -> Path:
+    """Save ``model`` in the project's format (weights, resolved config, package version).
+
+    The file is written to a temporary name and renamed, so an interruption never leaves a
+    truncated checkpoint behind.
+
+    Returns:
+        The path written.
+    """
+    path = Path(path).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            torch.save(checkpoint_dict(model, **extra), file)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
