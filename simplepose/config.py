@@ -84,7 +84,9 @@ class ModelConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown ModelConfig fields {unknown}; expected a subset of {sorted(known)}")
+            raise ValueError(
+                f"unknown ModelConfig fields {unknown}; expected a subset of {sorted(known)}"
+            )
         return cls(**values)
 
 
@@ -97,3 +99,188 @@ _PRESETS: dict[str, ModelConfig] = {
     "tiny": ModelConfig(num_stacks=2, base_channels=128, increase=32),
     "nano": ModelConfig(num_stacks=1, base_channels=64, increase=16),
 }
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """Ground-truth heatmap encoding (``simplepose.training.targets``).
+
+    Defaults are the authors' released values (spec section 2). Lengths are in input pixels.
+
+    Attributes:
+        stride: input pixels per heatmap cell; cell ``i`` sits at pixel ``stride * i +
+            stride / 2 - 0.5`` (4 i + 1.5 for stride 4).
+        sigma: standard deviation of the keypoint Gaussian.
+        part_sigma: standard deviation of the body-part band across the part's line.
+        keypoint_threshold: truncation level that sets the keypoint window half-size
+            (``ceil(sqrt(-2 sigma^2 ln t) / stride)`` cells, 7 for the defaults).
+        part_threshold: part values ``<=`` this are replaced by ``part_floor`` in the box.
+        part_floor: value of the in-box cells far from the part's line.
+        part_box_pad: padding of the part's axis-aligned bounding box.
+        person_mask_erode: side of the square erosion kernel for the person-mask channel
+            (cells; 0 or 1 disables it).
+    """
+
+    stride: int = 4
+    sigma: float = 9.0
+    part_sigma: float = 7.0
+    keypoint_threshold: float = 0.015
+    part_threshold: float = 0.015
+    part_floor: float = 0.01
+    part_box_pad: float = 4.0
+    person_mask_erode: int = 3
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.stride, int) or self.stride < 1:
+            raise ValueError(f"TargetConfig.stride must be a positive int, got {self.stride!r}")
+        for name in ("sigma", "part_sigma"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"TargetConfig.{name} must be > 0, got {getattr(self, name)!r}")
+        if not 0 < self.keypoint_threshold < 1:
+            raise ValueError(
+                f"TargetConfig.keypoint_threshold must be in (0, 1), got {self.keypoint_threshold!r}"
+            )
+        if not 0 <= self.part_threshold < 1 or not 0 <= self.part_floor <= 1:
+            raise ValueError(
+                "TargetConfig.part_threshold must be in [0, 1) and part_floor in [0, 1], got "
+                f"{self.part_threshold!r} and {self.part_floor!r}"
+            )
+        if not self.part_box_pad >= 0:
+            raise ValueError(f"TargetConfig.part_box_pad must be >= 0, got {self.part_box_pad!r}")
+        if not isinstance(self.person_mask_erode, int) or self.person_mask_erode < 0:
+            raise ValueError(
+                f"TargetConfig.person_mask_erode must be an int >= 0, got {self.person_mask_erode!r}"
+            )
+
+    @property
+    def keypoint_radius(self) -> int:
+        """Half-size of the keypoint window in cells (7 for the released values)."""
+        import math
+
+        reach = math.sqrt(-2.0 * self.sigma**2 * math.log(self.keypoint_threshold))
+        return math.ceil(reach / self.stride)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Training loss over all stacks and scales (``simplepose.training.losses``).
+
+    Defaults are the authors' released values (spec section 4).
+
+    Attributes:
+        kind: ``"l2"`` (factor 1), ``"focal_paper"`` (``(1 - S + alpha)^gamma`` on
+            foreground, ``(S + beta)^gamma`` on background) or ``"focal_released"`` (the
+            released code: ``|1 - S|`` and ``|S|``, i.e. gamma 1, alpha = beta = 0).
+        keypoint_weight: channel weight of the 18 keypoint channels (30-47).
+        person_mask_weight: channel weight of the person-mask channel (48).
+        scale_weights: weight per output scale, finest (stride 4) first; normalised by the sum.
+        stack_weights: weight per stack (weighted mean); ``None`` = all 1.
+        foreground_threshold: a target value ``>=`` this is foreground.
+        mask_threshold: resized ignore-mask values below this become 0, others are kept.
+        focal_alpha: ``alpha`` of ``"focal_paper"``.
+        focal_beta: ``beta`` of ``"focal_paper"``.
+        focal_gamma: ``gamma`` of ``"focal_paper"``.
+        detach_focal_factor: stop the gradient through the focal factor (the released code
+            does not).
+    """
+
+    kind: str = "focal_released"
+    keypoint_weight: float = 3.0
+    person_mask_weight: float = 0.1
+    scale_weights: tuple[float, ...] = (0.1, 0.2, 0.4, 1.6, 6.4)
+    stack_weights: tuple[float, ...] | None = None
+    foreground_threshold: float = 0.01
+    mask_threshold: float = 0.5
+    focal_alpha: float = 0.1
+    focal_beta: float = 0.02
+    focal_gamma: float = 2.0
+    detach_focal_factor: bool = False
+
+    KINDS: ClassVar[tuple[str, ...]] = ("l2", "focal_paper", "focal_released")
+
+    def __post_init__(self) -> None:
+        if self.kind not in self.KINDS:
+            raise ValueError(f"LossConfig.kind must be one of {self.KINDS}, got {self.kind!r}")
+        if not self.scale_weights or min(self.scale_weights) < 0 or sum(self.scale_weights) <= 0:
+            raise ValueError(
+                "LossConfig.scale_weights must be non-negative with a positive sum, got "
+                f"{self.scale_weights!r}"
+            )
+        if self.stack_weights is not None and (
+            not self.stack_weights or min(self.stack_weights) < 0 or sum(self.stack_weights) <= 0
+        ):
+            raise ValueError(
+                "LossConfig.stack_weights must be None or non-negative with a positive sum, got "
+                f"{self.stack_weights!r}"
+            )
+        if self.focal_gamma < 0:
+            raise ValueError(f"LossConfig.focal_gamma must be >= 0, got {self.focal_gamma!r}")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The real-time video pipeline (``simplepose.pipeline``): threads, tracking, smoothing.
+
+    Attributes:
+        threaded: run every stage in its own thread (``False``: one after another in the
+            caller's thread, for comparison and debugging).
+        queue_size: capacity of each bounded queue between two stages. Small on purpose: a
+            live source keeps latency bounded by dropping the oldest frame when the first
+            queue is full; later stages block (backpressure).
+        max_frames: stop after this many frames (``None``: until the source ends).
+        track: give people stable IDs across frames.
+        track_min_similarity: lowest OKS-style similarity that continues a track.
+        track_max_age: frames a track survives unseen (short occlusions keep the ID).
+        smooth: One-Euro filter keypoints per track and keypoint (needs ``track``).
+        smooth_min_cutoff: One-Euro minimum cutoff frequency in Hz (less jitter when low).
+        smooth_beta: One-Euro speed coefficient in 1 / pixel (less lag when high).
+        smooth_d_cutoff: One-Euro cutoff frequency of the speed estimate, Hz.
+        render: draw the overlay; ``None`` draws only when a sink needs the drawing.
+        draw_min_score: keypoints with a lower score are not drawn.
+        stats_interval: seconds between progress log lines for live sources (0: never).
+        stop_timeout: seconds to wait for the stages to finish after a stop or an error.
+    """
+
+    threaded: bool = True
+    queue_size: int = 2
+    max_frames: int | None = None
+    track: bool = True
+    track_min_similarity: float = 0.2
+    track_max_age: int = 15
+    smooth: bool = False
+    smooth_min_cutoff: float = 1.0
+    smooth_beta: float = 0.02
+    smooth_d_cutoff: float = 1.0
+    render: bool | None = None
+    draw_min_score: float = 0.05
+    stats_interval: float = 5.0
+    stop_timeout: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.queue_size, int) or self.queue_size < 1:
+            raise ValueError(
+                f"PipelineConfig.queue_size must be an int >= 1, got {self.queue_size!r}"
+            )
+        if self.max_frames is not None and (
+            not isinstance(self.max_frames, int) or self.max_frames < 1
+        ):
+            raise ValueError(
+                f"PipelineConfig.max_frames must be None or an int >= 1, got {self.max_frames!r}"
+            )
+        if not isinstance(self.track_max_age, int) or self.track_max_age < 0:
+            raise ValueError(
+                f"PipelineConfig.track_max_age must be an int >= 0, got {self.track_max_age!r}"
+            )
+        if not 0.0 <= self.track_min_similarity <= 1.0:
+            raise ValueError(
+                "PipelineConfig.track_min_similarity must be in [0, 1], got "
+                f"{self.track_min_similarity!r}"
+            )
+        for name in ("smooth_min_cutoff", "smooth_d_cutoff"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"PipelineConfig.{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("smooth_beta", "draw_min_score", "stats_interval", "stop_timeout"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"PipelineConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.smooth and not self.track:
+            raise ValueError("PipelineConfig.smooth needs track=True (the filter is per track)")
