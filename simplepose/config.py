@@ -138,7 +138,8 @@ class TargetConfig:
                 raise ValueError(f"TargetConfig.{name} must be > 0, got {getattr(self, name)!r}")
         if not 0 < self.keypoint_threshold < 1:
             raise ValueError(
-                f"TargetConfig.keypoint_threshold must be in (0, 1), got {self.keypoint_threshold!r}"
+                "TargetConfig.keypoint_threshold must be in (0, 1), got "
+                f"{self.keypoint_threshold!r}"
             )
         if not 0 <= self.part_threshold < 1 or not 0 <= self.part_floor <= 1:
             raise ValueError(
@@ -149,7 +150,8 @@ class TargetConfig:
             raise ValueError(f"TargetConfig.part_box_pad must be >= 0, got {self.part_box_pad!r}")
         if not isinstance(self.person_mask_erode, int) or self.person_mask_erode < 0:
             raise ValueError(
-                f"TargetConfig.person_mask_erode must be an int >= 0, got {self.person_mask_erode!r}"
+                "TargetConfig.person_mask_erode must be an int >= 0, got "
+                f"{self.person_mask_erode!r}"
             )
 
     @property
@@ -284,3 +286,134 @@ class PipelineConfig:
                 raise ValueError(f"PipelineConfig.{name} must be >= 0, got {getattr(self, name)!r}")
         if self.smooth and not self.track:
             raise ValueError("PipelineConfig.smooth needs track=True (the filter is per track)")
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """Thresholds of the grouping decoder (``simplepose.grouping.decode``).
+
+    Defaults are the authors' ``utils/config`` values (spec section 6) unless a comment names
+    the benchmark that measured a better one. Lengths are in network-input pixels.
+
+    Attributes:
+        peak_threshold: keypoint peaks must be >= this (authors' ``thre1``).
+        max_peaks: at most this many peaks per keypoint channel, the highest; bounds the work
+            on noisy heatmaps (part scoring is quadratic in it).
+        refine: sub-pixel peak refinement (log-parabola fit on the grid).
+        part_threshold: a body-part sample passes when > this (``thre2``).
+        connect_ratio: fraction of samples that must pass (``connect_ration``).
+        max_samples: samples per candidate body part (``mid_num``).
+        len_rate: a limb joins a person only if shorter than ``len_rate`` x its longest limb.
+        connection_tolerance: two people merge unless the connection scores below this
+            fraction of their weakest limb (``connection_tole``).
+        attach_both_ends: also attach the ``from`` keypoint to a person found through the
+            ``to`` keypoint (the authors only ever attach ``to``).
+        min_keypoints: people with fewer keypoints are dropped.
+        min_mean_score: people whose total score / keypoint count is below this are dropped.
+        person_score: ``"authors"`` (1 - 1 / total) or ``"mean"`` (total / keypoint count).
+        upsample: 1 decodes on the stride-4 grid; 2 or 4 first resize the heatmaps bicubically
+            (the authors use 4), slower and finer.
+        stride: network-input pixels per heatmap cell.
+    """
+
+    peak_threshold: float = 0.1
+    max_peaks: int = 64
+    refine: bool = True
+    part_threshold: float = 0.1
+    connect_ratio: float = 0.8
+    max_samples: int = 20
+    len_rate: float = 16.0
+    connection_tolerance: float = 0.7
+    attach_both_ends: bool = False
+    min_keypoints: int = 2
+    min_mean_score: float = 0.45
+    person_score: str = "authors"
+    upsample: int = 1
+    stride: int = 4
+
+    PERSON_SCORES: ClassVar[tuple[str, ...]] = ("authors", "mean")
+
+    def __post_init__(self) -> None:
+        if self.person_score not in self.PERSON_SCORES:
+            raise ValueError(
+                f"DecodeConfig.person_score must be one of {self.PERSON_SCORES}, "
+                f"got {self.person_score!r}"
+            )
+        if self.upsample not in (1, 2, 4):
+            raise ValueError(f"DecodeConfig.upsample must be 1, 2 or 4, got {self.upsample!r}")
+        for name in ("max_peaks", "max_samples", "stride", "min_keypoints"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"DecodeConfig.{name} must be a positive int, got {value!r}")
+        if self.max_samples < 2:
+            raise ValueError(f"DecodeConfig.max_samples must be >= 2, got {self.max_samples}")
+        if not 0.0 <= self.connect_ratio <= 1.0:
+            raise ValueError(
+                f"DecodeConfig.connect_ratio must be in [0, 1], got {self.connect_ratio!r}"
+            )
+        if self.len_rate <= 0:
+            raise ValueError(f"DecodeConfig.len_rate must be > 0, got {self.len_rate!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of the fields (JSON-serialisable)."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    """How images become network inputs and how outputs are merged (``PoseEstimator``).
+
+    Attributes:
+        input_size: length, in network-input pixels, that ``resize_side`` of the image is
+            resized to at scale 1 (authors: the height goes to 512).
+        resize_side: which image side ``input_size`` applies to: ``"height"`` (authors),
+            ``"width"``, ``"long"`` or ``"short"``.
+        scales: multipliers of ``input_size``, one network pass each; heatmaps are resized to
+            the grid of the first scale and averaged (``AUTHORS_SCALES`` is the authors' set).
+        flip: also run the mirrored image and average it in (flip test).
+        max_input_hw: cap on the resized image (height, width) before padding, as the authors
+            cap very large inputs; the scale shrinks until both fit.
+        pad_value: grey level of the right/bottom padding up to a multiple of 64 (authors: 128).
+    """
+
+    input_size: int = 512
+    resize_side: str = "height"
+    scales: tuple[float, ...] = (1.0,)
+    flip: bool = True
+    max_input_hw: tuple[int, int] = (2600, 3800)
+    pad_value: int = 128
+
+    RESIZE_SIDES: ClassVar[tuple[str, ...]] = ("height", "width", "long", "short")
+    #: The authors' multi-scale test set (relative to the height -> 512 resize).
+    AUTHORS_SCALES: ClassVar[tuple[float, ...]] = (0.5, 1.0, 1.5, 2.0, 3.0)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.input_size, int) or self.input_size < 16:
+            raise ValueError(
+                f"InferenceConfig.input_size must be an int >= 16, got {self.input_size!r}"
+            )
+        if self.resize_side not in self.RESIZE_SIDES:
+            raise ValueError(
+                f"InferenceConfig.resize_side must be one of {self.RESIZE_SIDES}, "
+                f"got {self.resize_side!r}"
+            )
+        scales = tuple(float(s) for s in self.scales)
+        if not scales or any(not s > 0 for s in scales):
+            raise ValueError(
+                f"InferenceConfig.scales must be positive numbers, got {self.scales!r}"
+            )
+        object.__setattr__(self, "scales", scales)
+        if not 0 <= self.pad_value <= 255:
+            raise ValueError(
+                f"InferenceConfig.pad_value must be in [0, 255], got {self.pad_value!r}"
+            )
+        cap = tuple(int(v) for v in self.max_input_hw)
+        if len(cap) != 2 or min(cap) < 64:
+            raise ValueError(
+                f"InferenceConfig.max_input_hw must be (height, width) >= 64, got {self.max_input_hw!r}"
+            )
+        object.__setattr__(self, "max_input_hw", cap)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of the fields (JSON-serialisable)."""
+        return dataclasses.asdict(self)
