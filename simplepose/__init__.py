@@ -9,4 +9,13 @@ from __future__ import annotations
 from simplepose._version import __version__
 from simplepose.config import ModelConfig
 
-__all__ = ["ModelConfig", "__version__"]
+__all__ = ["ModelConfig", "PoseEstimator", "__version__"]
+
+
+def __getattr__(name: str) -> object:
+    # Lazy: ``simplepose.PoseEstimator`` pulls in OpenCV and the backends on first use only.
+    if name == "PoseEstimator":
+        from simplepose.inference.estimator import PoseEstimator
+
+        return PoseEstimator
+    raise AttributeError(f"module 'simplepose' has no attribute {name!r}")

@@ -110,7 +110,7 @@ PERSON_MASK_CHANNEL: Final = 48
 KEYPOINT_MAX_CHANNEL: Final = 49
 NUM_CHANNELS: Final = 50
 
-#: Left/right swap of the 18 keypoints (index i of the flipped image holds keypoint FLIP_KEYPOINTS[i]).
+#: Left/right swap of the 18 keypoints: index i of the flipped image holds FLIP_KEYPOINTS[i].
 FLIP_KEYPOINTS: Final[tuple[int, ...]] = (
     0,
     1,

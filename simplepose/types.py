@@ -34,7 +34,8 @@ class Poses:
             raise ValueError(f"keypoints must have shape (P, 17, 3), got {kp.shape}")
         if self.scores.shape != (kp.shape[0],):
             raise ValueError(
-                f"scores must have shape ({kp.shape[0]},) to match keypoints, got {self.scores.shape}"
+                f"scores must have shape ({kp.shape[0]},) to match keypoints, "
+                f"got {self.scores.shape}"
             )
 
     @classmethod
@@ -51,6 +52,22 @@ class Poses:
     def found(self) -> npt.NDArray[np.bool_]:
         """bool (P, 17): which keypoints were found (score > 0)."""
         return self.keypoints[:, :, 2] > 0
+
+    def to_coco(self, image_id: int, category_id: int = 1) -> list[dict[str, object]]:
+        """COCO keypoint results, one dict per person (the format ``COCOeval`` loads).
+
+        ``keypoints`` is ``[x, y, v] * 17`` with ``v`` = the keypoint score (0 when unfound;
+        COCOeval ignores it) and ``score`` the person score.
+        """
+        return [
+            {
+                "image_id": int(image_id),
+                "category_id": int(category_id),
+                "keypoints": [round(float(v), 3) for v in person.reshape(-1)],
+                "score": float(score),
+            }
+            for person, score in zip(self.keypoints, self.scores)
+        ]
 
     def transformed(self, scale: npt.ArrayLike, offset: npt.ArrayLike) -> Poses:
         """Map found keypoints by ``p -> p * scale + offset`` (per axis, x then y).

@@ -287,8 +287,9 @@ class IMHN(nn.Module):
             raise ValueError(f"input must be a floating-point tensor, got {x.dtype}")
 
     def _run(self, x: Tensor, last_stack_finest_only: bool) -> list[list[Tensor]]:
-        if not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
-            # Symbolic shapes during export cannot be checked as Python ints.
+        if not (torch.compiler.is_compiling() or torch.jit.is_tracing()):
+            # Under export/compile shapes are symbolic: checking them as Python ints would
+            # specialise the graph to the example size.
             self.check_input(x)
         x = self.pre(x)
         outputs: list[list[Tensor]] = []

@@ -1,0 +1,77 @@
+"""Argument groups shared by the subcommands that run a model (``run``, ``image``, ``eval``)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from simplepose.config import InferenceConfig
+
+
+def parse_scales(text: str) -> tuple[float, ...]:
+    """``"1"``, ``"0.5,1,1.5"`` or ``"authors"`` -> tuple of scales."""
+    if text == "authors":
+        return InferenceConfig.AUTHORS_SCALES
+    try:
+        scales = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"scales must be comma-separated numbers or 'authors', got {text!r}"
+        ) from None
+    if not scales or min(scales) <= 0:
+        raise argparse.ArgumentTypeError(f"scales must be positive, got {text!r}")
+    return scales
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, *, flip_default: bool = True) -> None:
+    """``--weights``, ``--backend``, ``--input-size``, ``--flip``, ``--scales``, threads."""
+    group = parser.add_argument_group("model")
+    group.add_argument(
+        "--weights",
+        default=None,
+        help="checkpoint (.pth, project or authors' format), .onnx or TensorRT engine; "
+        "default: $SIMPLEPOSE_WEIGHTS or ~/.cache/simplepose/PoseNet_52_epoch.pth",
+    )
+    group.add_argument(
+        "--backend",
+        choices=("auto", "torch", "onnxruntime", "tensorrt"),
+        default="auto",
+        help="auto: TensorRT, else ONNX Runtime (CUDA, else CPU)",
+    )
+    group.add_argument(
+        "--input-size", type=int, default=512, help="image height in network pixels at scale 1"
+    )
+    group.add_argument(
+        "--flip",
+        action=argparse.BooleanOptionalAction,
+        default=flip_default,
+        help="flip test: also run the mirrored image",
+    )
+    group.add_argument(
+        "--scales",
+        type=parse_scales,
+        default=(1.0,),
+        help="comma-separated input scales, or 'authors' (0.5,1,1.5,2,3)",
+    )
+    group.add_argument("--threads", type=int, default=None, help="CPU threads for inference")
+    group.add_argument(
+        "--providers",
+        default=None,
+        help="ONNX Runtime providers, comma-separated (tensorrt,cuda,cpu); default: best available",
+    )
+
+
+def build_estimator(args: argparse.Namespace, **decode_overrides: Any) -> Any:
+    """A ``PoseEstimator`` from the model arguments (imports the heavy modules lazily)."""
+    from simplepose.config import DecodeConfig
+    from simplepose.inference import PoseEstimator
+
+    config = InferenceConfig(input_size=args.input_size, flip=args.flip, scales=args.scales)
+    return PoseEstimator(
+        args.weights,
+        backend=args.backend,
+        config=config,
+        decode=DecodeConfig(**decode_overrides),
+        threads=args.threads,
+        providers=args.providers.split(",") if args.providers else None,
+    )
