@@ -1,0 +1,201 @@
+"""``simplepose run SOURCE``: poses on a webcam, video, image folder or stream, live.
+
+The command turns its arguments into a ``PipelineConfig``, a source, sinks and a
+``PoseEstimator``, and runs ``simplepose.pipeline.Pipeline``. The source is opened first,
+then the output files (an unwritable path fails before any frame is processed, and a
+failure at this point deletes the outputs already created), then the model. Ctrl-C stops
+the run with every output finalised (the video is playable, JSON Lines are whole lines).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Any
+
+from simplepose.config import PipelineConfig
+from simplepose.errors import InputError, UserError
+
+_logger = logging.getLogger(__name__)
+
+BACKENDS: tuple[str, ...] = ("auto", "torch", "onnxruntime", "tensorrt")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``run`` on the top-level parser's subparsers."""
+    parser = subparsers.add_parser(
+        "run",
+        help="run pose estimation on a webcam, video file, image folder or stream",
+        description=(
+            "Estimate poses frame by frame with tracking, optional smoothing and overlay. "
+            "SOURCE is a webcam index (0), a video file, an image folder or glob "
+            "('frames/*.jpg') or an rtsp:// / http:// URL. Live sources keep only the newest "
+            "frame; files never drop one."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("source", metavar="SOURCE", help="0, video file, folder, glob or URL")
+
+    model = parser.add_argument_group("model")
+    model.add_argument(
+        "--weights",
+        metavar="FILE",
+        default=None,
+        help="model weights (checkpoint, .onnx or engine); default: $SIMPLEPOSE_WEIGHTS, "
+        "else ~/.cache/simplepose/",
+    )
+    model.add_argument("--backend", choices=BACKENDS, default="auto", help="inference backend")
+    model.add_argument(
+        "--input-size", type=int, default=512, metavar="N", help="network input height"
+    )
+    model.add_argument("--flip", action="store_true", help="flip test (about half the speed)")
+
+    outputs = parser.add_argument_group("outputs")
+    outputs.add_argument("--show", action="store_true", help="show the overlay in a window")
+    outputs.add_argument("--output", metavar="FILE", help="write the overlay video (.mp4)")
+    outputs.add_argument("--json", metavar="FILE", help="write JSON Lines, one line per frame")
+    outputs.add_argument("--csv", metavar="FILE", help="write CSV, one row per keypoint")
+    outputs.add_argument(
+        "--coco", metavar="FILE", help="write COCO keypoint results json (image folders)"
+    )
+
+    processing = parser.add_argument_group("processing")
+    processing.add_argument("--no-track", action="store_true", help="no person IDs")
+    processing.add_argument("--smooth", action="store_true", help="One-Euro smoothing per track")
+    processing.add_argument(
+        "--max-frames", type=int, default=None, metavar="N", help="stop after N frames"
+    )
+    processing.add_argument(
+        "--fps", type=float, default=None, help="frame rate of an image folder (timestamps)"
+    )
+    processing.add_argument(
+        "--queue-size", type=int, default=PipelineConfig.queue_size, metavar="N",
+        help="frames buffered between two stages",
+    )  # fmt: skip
+    processing.add_argument(
+        "--sequential", action="store_true", help="run the stages one after another (no threads)"
+    )
+    processing.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=main)
+    return parser
+
+
+def _pipeline_config(args: argparse.Namespace) -> PipelineConfig:
+    if args.smooth and args.no_track:
+        raise InputError("--smooth needs tracking; drop --no-track")
+    try:
+        return PipelineConfig(
+            threaded=not args.sequential,
+            queue_size=args.queue_size,
+            max_frames=args.max_frames,
+            track=not args.no_track,
+            smooth=args.smooth,
+        )
+    except ValueError as error:
+        raise InputError(str(error)) from error
+
+
+def _open_sinks(args: argparse.Namespace, source: Any) -> list[Any]:
+    """Create every requested sink; if one fails, delete the ones already created."""
+    from simplepose.pipeline import (
+        CocoResultsSink,
+        CsvSink,
+        ImageFolderSource,
+        JsonLinesSink,
+        VideoFileSink,
+        WindowSink,
+        coco_image_ids,
+    )
+
+    paths = [p for p in (args.output, args.json, args.csv, args.coco) if p]
+    resolved = [os.path.realpath(p) for p in paths]
+    if len(set(resolved)) != len(resolved):
+        raise InputError(f"the same output file is given twice: {paths}")
+    if args.coco and not isinstance(source, ImageFolderSource):
+        _logger.warning("--coco: image IDs will be frame indices (the source is not images)")
+    sinks: list[Any] = []
+    try:
+        if args.output:
+            sinks.append(VideoFileSink(args.output, fps=source.fps, time_base=source.time_base))
+        if args.json:
+            sinks.append(JsonLinesSink(args.json))
+        if args.csv:
+            sinks.append(CsvSink(args.csv))
+        if args.coco:
+            ids = coco_image_ids(source.paths) if isinstance(source, ImageFolderSource) else None
+            sinks.append(CocoResultsSink(args.coco, ids))
+        if args.show:
+            sinks.append(WindowSink())
+    except BaseException:
+        for sink in sinks:
+            sink.abort()
+        raise
+    return sinks
+
+
+def _load_estimator(args: argparse.Namespace) -> Any:
+    from simplepose.inference import PoseEstimator  # heavy (torch); only when needed
+
+    if args.input_size < 64:
+        raise InputError(f"--input-size must be >= 64, got {args.input_size}")
+    return PoseEstimator(
+        args.weights, backend=args.backend, input_size=args.input_size, flip=args.flip
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the pipeline as the arguments say; returns the exit code."""
+    from tqdm import tqdm
+
+    from simplepose.pipeline import Pipeline, PipelineError, open_source
+
+    config = _pipeline_config(args)
+    source = open_source(args.source, fps=args.fps)
+    try:
+        sinks = _open_sinks(args, source)
+        try:
+            estimator = _load_estimator(args)
+            pipeline = Pipeline(source, estimator, sinks, config)
+        except BaseException:
+            for sink in sinks:
+                sink.abort()
+            raise
+    except BaseException:
+        source.close()
+        raise
+    total = source.num_frames
+    if total is not None and config.max_frames is not None:
+        total = min(total, config.max_frames)
+    bar = tqdm(
+        total=total, unit="frame", dynamic_ncols=True, disable=args.no_progress, file=sys.stderr
+    )
+    try:
+        with pipeline:
+            for _ in pipeline:
+                bar.update(1)
+                if source.live and bar.n % 30 == 0:
+                    bar.set_postfix(dropped=pipeline.stats.dropped, refresh=False)
+    except KeyboardInterrupt:
+        bar.close()
+        _report(pipeline, sinks, interrupted=True)
+        raise
+    except PipelineError as error:
+        bar.close()
+        _report(pipeline, sinks, interrupted=True)
+        if isinstance(error.__cause__, UserError):
+            raise InputError(str(error)) from error
+        raise
+    bar.close()
+    _report(pipeline, sinks, interrupted=False)
+    return 0
+
+
+def _report(pipeline: Any, sinks: list[Any], interrupted: bool) -> None:
+    lines = [pipeline.stats.table()]
+    written = [str(sink.path) for sink in sinks if getattr(sink, "path", None) is not None]
+    if written:
+        state = "finalised after interruption" if interrupted else "wrote"
+        lines.append(f"{state}: {', '.join(written)}")
+    print("\n".join(lines), file=sys.stderr if interrupted else sys.stdout)  # noqa: T201
