@@ -64,9 +64,13 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, flip_default: bool =
 def build_estimator(args: argparse.Namespace, **decode_overrides: Any) -> Any:
     """A ``PoseEstimator`` from the model arguments (imports the heavy modules lazily)."""
     from simplepose.config import DecodeConfig
+    from simplepose.errors import InputError
     from simplepose.inference import PoseEstimator
 
-    config = InferenceConfig(input_size=args.input_size, flip=args.flip, scales=args.scales)
+    try:
+        config = InferenceConfig(input_size=args.input_size, flip=args.flip, scales=args.scales)
+    except ValueError as error:
+        raise InputError(str(error)) from error
     return PoseEstimator(
         args.weights,
         backend=args.backend,

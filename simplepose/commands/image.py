@@ -61,22 +61,18 @@ def expand_images(specs: list[str]) -> list[Path]:
 
 
 def image_ids(paths: list[Path], coco_ann: str | None) -> list[int]:
-    """COCO image id of each path: from the annotation file's file names, else the file stem."""
-    by_name: dict[str, int] = {}
-    if coco_ann:
-        with open(coco_ann) as file:
-            by_name = {image["file_name"]: int(image["id"]) for image in json.load(file)["images"]}
-    ids = []
-    for index, path in enumerate(paths):
-        if path.name in by_name:
-            ids.append(by_name[path.name])
-        elif path.stem.isdigit():
-            ids.append(int(path.stem))
-        elif coco_ann:
-            raise InputError(f"{path.name} is not in {coco_ann}")
-        else:
-            ids.append(index)
-    return ids
+    """COCO image id of each path: by file name from the annotation file when given, else
+    from the file name (see ``coco_image_ids``)."""
+    from simplepose.pipeline.sinks import coco_image_ids
+
+    if not coco_ann:
+        return coco_image_ids(paths)
+    with open(coco_ann) as file:
+        by_name = {image["file_name"]: int(image["id"]) for image in json.load(file)["images"]}
+    missing = [path.name for path in paths if path.name not in by_name]
+    if missing:
+        raise InputError(f"{missing[0]} is not in {coco_ann} ({len(missing)} images missing)")
+    return [by_name[path.name] for path in paths]
 
 
 def main(args: argparse.Namespace) -> int:

@@ -15,13 +15,11 @@ import os
 import sys
 from typing import Any
 
+from simplepose.commands.common import add_model_arguments, build_estimator
 from simplepose.config import PipelineConfig
 from simplepose.errors import InputError, UserError
 
 _logger = logging.getLogger(__name__)
-
-BACKENDS: tuple[str, ...] = ("auto", "torch", "onnxruntime", "tensorrt")
-
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``run`` on the top-level parser's subparsers."""
@@ -38,19 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument("source", metavar="SOURCE", help="0, video file, folder, glob or URL")
 
-    model = parser.add_argument_group("model")
-    model.add_argument(
-        "--weights",
-        metavar="FILE",
-        default=None,
-        help="model weights (checkpoint, .onnx or engine); default: $SIMPLEPOSE_WEIGHTS, "
-        "else ~/.cache/simplepose/",
-    )
-    model.add_argument("--backend", choices=BACKENDS, default="auto", help="inference backend")
-    model.add_argument(
-        "--input-size", type=int, default=512, metavar="N", help="network input height"
-    )
-    model.add_argument("--flip", action="store_true", help="flip test (about half the speed)")
+    add_model_arguments(parser, flip_default=False)
 
     outputs = parser.add_argument_group("outputs")
     outputs.add_argument("--show", action="store_true", help="show the overlay in a window")
@@ -135,16 +121,6 @@ def _open_sinks(args: argparse.Namespace, source: Any) -> list[Any]:
     return sinks
 
 
-def _load_estimator(args: argparse.Namespace) -> Any:
-    from simplepose.inference import PoseEstimator  # heavy (torch); only when needed
-
-    if args.input_size < 64:
-        raise InputError(f"--input-size must be >= 64, got {args.input_size}")
-    return PoseEstimator(
-        args.weights, backend=args.backend, input_size=args.input_size, flip=args.flip
-    )
-
-
 def main(args: argparse.Namespace) -> int:
     """Run the pipeline as the arguments say; returns the exit code."""
     from tqdm import tqdm
@@ -156,7 +132,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         sinks = _open_sinks(args, source)
         try:
-            estimator = _load_estimator(args)
+            estimator = build_estimator(args)
             pipeline = Pipeline(source, estimator, sinks, config)
         except BaseException:
             for sink in sinks:
