@@ -1,4 +1,4 @@
-"""Training: ground-truth targets, losses (and later the data pipeline and the loop).
+"""Training: ground-truth targets, losses, the COCO data pipeline, the loop, COCO evaluation.
 
 Submodules are imported explicitly (``from simplepose.training import targets``) so that
 importing this package stays cheap and does not pull in torch.
