@@ -58,6 +58,6 @@ class CMakeBuild(build_ext):
 
 
 setup(
-    ext_modules=[],  # the C++ grouping core (simplepose._C) is added with csrc/
+    ext_modules=[CMakeExtension("simplepose._C")],
     cmdclass={"build_ext": CMakeBuild},
 )

@@ -299,7 +299,7 @@ class DecodeConfig:
         peak_threshold: keypoint peaks must be >= this (authors' ``thre1``).
         max_peaks: at most this many peaks per keypoint channel, the highest; bounds the work
             on noisy heatmaps (part scoring is quadratic in it).
-        refine: sub-pixel peak refinement (log-parabola fit on the grid).
+        refine: sub-pixel peak refinement (log-parabola fit on the 3 x 3 neighbourhood).
         part_threshold: a body-part sample passes when > this (``thre2``).
         connect_ratio: fraction of samples that must pass (``connect_ration``).
         max_samples: samples per candidate body part (``mid_num``).

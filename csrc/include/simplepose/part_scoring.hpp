@@ -1,0 +1,23 @@
+// Body-part scoring: sample each part map along candidate segments, accept, rank, match.
+#pragma once
+
+#include "simplepose/types.hpp"
+
+namespace simplepose {
+
+// Scores every candidate pair of every part and keeps a one-to-one matching per part.
+//
+// For part k = (from, to) and each peak pair (A of type from, B of type to), in (A, B) id
+// order: pairs closer than 1e-6 cells are skipped; n = clamp(floor(|AB| * grid_stride + 1.5),
+// 2, max_samples) points t = i / (n - 1) along A..B are sampled from part map k by bilinear
+// interpolation on the grid; score = mean + min(0.5 * prior_height / (|AB| * grid_stride) - 1, 0).
+// A pair is accepted when (#samples > part_threshold) >= connect_ratio * n and score > 0.
+// Accepted pairs are ranked by 0.5 score + 0.25 score_A + 0.25 score_B, descending (ties keep
+// (A, B) id order, i.e. a stable sort), and kept greedily when neither endpoint was used by
+// this part, up to min(#A, #B) connections.
+//
+// heatmaps: (50, H, W) view; peaks: from find_peaks (grid cells). out: overwritten.
+void score_parts(const HeatmapView& heatmaps, const Peaks& peaks, const DecodeParams& params,
+                 Connections* out);
+
+}  // namespace simplepose
