@@ -8,13 +8,35 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from simplepose import skeleton
 
+_ConfigT = TypeVar("_ConfigT", bound="_Serializable")
+
+
+class _Serializable:
+    """``to_dict`` / ``from_dict`` for the frozen config dataclasses (stored in checkpoints,
+    exported models and benchmark results)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of the fields (JSON-serialisable)."""
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: type[_ConfigT], values: dict[str, Any]) -> _ConfigT:
+        """Inverse of ``to_dict``; unknown keys raise ``ValueError``."""
+        known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown {cls.__name__} fields {unknown}; expected a subset of {sorted(known)}"
+            )
+        return cls(**values)
+
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(_Serializable):
     """Architecture of an IMHN (Identity Mapping Hourglass Network).
 
     Attributes:
@@ -74,21 +96,6 @@ class ModelConfig:
         """Names of the presets, largest first."""
         return tuple(_PRESETS)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict of the fields (JSON-serialisable)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
-        """Inverse of ``to_dict``; unknown keys raise ``ValueError``."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown ModelConfig fields {unknown}; expected a subset of {sorted(known)}"
-            )
-        return cls(**values)
-
 
 _PRESETS: dict[str, ModelConfig] = {
     # The authors' released network (posenet.py): 128,998,760 parameters.
@@ -102,7 +109,7 @@ _PRESETS: dict[str, ModelConfig] = {
 
 
 @dataclass(frozen=True)
-class TargetConfig:
+class TargetConfig(_Serializable):
     """Ground-truth heatmap encoding (``simplepose.training.targets``).
 
     Defaults are the authors' released values (spec section 2). Lengths are in input pixels.
@@ -164,7 +171,7 @@ class TargetConfig:
 
 
 @dataclass(frozen=True)
-class LossConfig:
+class LossConfig(_Serializable):
     """Training loss over all stacks and scales (``simplepose.training.losses``).
 
     Defaults are the authors' released values (spec section 4).
@@ -220,7 +227,7 @@ class LossConfig:
 
 
 @dataclass(frozen=True)
-class PipelineConfig:
+class PipelineConfig(_Serializable):
     """The real-time video pipeline (``simplepose.pipeline``): threads, tracking, smoothing.
 
     Attributes:
@@ -289,7 +296,7 @@ class PipelineConfig:
 
 
 @dataclass(frozen=True)
-class DecodeConfig:
+class DecodeConfig(_Serializable):
     """Thresholds of the grouping decoder (``simplepose.grouping.decode``).
 
     Defaults are the authors' ``utils/config`` values (spec section 6) unless a comment names
@@ -359,13 +366,9 @@ class DecodeConfig:
         if self.len_rate <= 0:
             raise ValueError(f"DecodeConfig.len_rate must be > 0, got {self.len_rate!r}")
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict of the fields (JSON-serialisable)."""
-        return dataclasses.asdict(self)
-
 
 @dataclass(frozen=True)
-class InferenceConfig:
+class InferenceConfig(_Serializable):
     """How images become network inputs and how outputs are merged (``PoseEstimator``).
 
     Attributes:
@@ -420,13 +423,9 @@ class InferenceConfig:
             )
         object.__setattr__(self, "max_input_hw", cap)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict of the fields (JSON-serialisable)."""
-        return dataclasses.asdict(self)
-
 
 @dataclass(frozen=True)
-class AugmentConfig:
+class AugmentConfig(_Serializable):
     """Training augmentation: one affine warp per sample plus an optional colour jitter.
 
     Defaults are the authors' released values (spec section 5). Lengths are in crop pixels,
@@ -493,13 +492,9 @@ class AugmentConfig:
         """No augmentation, whole-image samples (see ``enabled``)."""
         return cls(enabled=False)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict of the fields (JSON-serialisable)."""
-        return dataclasses.asdict(self)
-
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(_Serializable):
     """The training loop (``simplepose.training.loop``).
 
     Defaults follow the authors' released training (spec section 5) where they have one.
@@ -608,7 +603,3 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.grad_clip must be None or > 0, got {self.grad_clip!r}")
         if self.sync_bn and self.freeze_bn:
             raise ValueError("TrainConfig.sync_bn and freeze_bn exclude each other")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict of the fields (JSON-serialisable)."""
-        return dataclasses.asdict(self)

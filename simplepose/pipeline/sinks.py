@@ -101,7 +101,29 @@ def _persons(result: FrameResult) -> list[dict[str, Any]]:
     ]
 
 
-class JsonLinesSink(Sink):
+class _TextFileSink(Sink):
+    """A sink writing one text file, opened at construction; ``abort`` deletes it."""
+
+    def __init__(self, path: str | os.PathLike[str], what: str) -> None:
+        self.path = Path(path)
+        self._file: TextIO | None = _open_text(self.path, what)
+
+    def _open_file(self) -> TextIO:
+        if self._file is None:
+            raise RuntimeError(f"{self.path} is closed")
+        return self._file
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def abort(self) -> None:
+        self.close()
+        _remove(self.path)
+
+
+class JsonLinesSink(_TextFileSink):
     """One JSON object per frame and line, flushed per line.
 
     Each line is ``{"index": int, "timestamp": seconds, "persons": [{"id": int | null,
@@ -113,28 +135,17 @@ class JsonLinesSink(Sink):
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self._file: TextIO | None = _open_text(self.path, "JSON Lines")
+        super().__init__(path, "JSON Lines")
 
     def write(self, result: FrameResult) -> None:
-        if self._file is None:
-            raise RuntimeError(f"{self.path} is closed")
+        file = self._open_file()
         record = {
             "index": result.frame.index,
             "timestamp": round(float(result.frame.timestamp), 6),
             "persons": _persons(result),
         }
-        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
-        self._file.flush()
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-    def abort(self) -> None:
-        self.close()
-        _remove(self.path)
+        file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        file.flush()
 
 
 #: Column names of ``CsvSink``.
@@ -144,7 +155,7 @@ CSV_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 
 
-class CsvSink(Sink):
+class CsvSink(_TextFileSink):
     """One CSV row per keypoint (17 per person), with a header; flushed per frame.
 
     Columns are ``CSV_COLUMNS``; ``track_id`` is empty when tracking is off, and unfound
@@ -155,15 +166,13 @@ class CsvSink(Sink):
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self._file: TextIO | None = _open_text(self.path, "CSV")
-        self._writer = csv.writer(self._file, lineterminator="\n")
-        self._writer.writerow(CSV_COLUMNS)
-        self._file.flush()
+        super().__init__(path, "CSV")
+        file = self._open_file()
+        csv.writer(file, lineterminator="\n").writerow(CSV_COLUMNS)
+        file.flush()
 
     def write(self, result: FrameResult) -> None:
-        if self._file is None:
-            raise RuntimeError(f"{self.path} is closed")
+        file = self._open_file()
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         frame = result.frame
@@ -175,17 +184,8 @@ class CsvSink(Sink):
                      person["score"], k, skeleton.COCO_KEYPOINT_NAMES[k], x, y, score)
                 )  # fmt: skip
         # One write per frame, so an interruption never leaves half a frame's rows.
-        self._file.write(buffer.getvalue())
-        self._file.flush()
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-    def abort(self) -> None:
-        self.close()
-        _remove(self.path)
+        file.write(buffer.getvalue())
+        file.flush()
 
 
 def coco_image_ids(paths: Sequence[str | os.PathLike[str]]) -> list[int]:
@@ -196,7 +196,7 @@ def coco_image_ids(paths: Sequence[str | os.PathLike[str]]) -> list[int]:
     return [int(Path(p).stem) if Path(p).stem.isdigit() else i for i, p in enumerate(paths)]
 
 
-class CocoResultsSink(Sink):
+class CocoResultsSink(_TextFileSink):
     """COCO keypoint results: a JSON array of ``{"image_id", "category_id": 1, "keypoints":
     [x, y, score] * 17 flattened, "score"}``, one entry per person.
 
@@ -214,45 +214,25 @@ class CocoResultsSink(Sink):
         path: str | os.PathLike[str],
         image_ids: Sequence[int] | Mapping[int, int] | None = None,
     ) -> None:
-        self.path = Path(path)
+        super().__init__(path, "COCO results")
         self._image_ids = image_ids
-        self._file: TextIO | None = _open_text(self.path, "COCO results")
-        self._file.write("[\n]\n")
-        self._file.flush()
+        file = self._open_file()
+        file.write("[\n]\n")
+        file.flush()
         self._count = 0
 
     def write(self, result: FrameResult) -> None:
-        if self._file is None:
-            raise RuntimeError(f"{self.path} is closed")
+        file = self._open_file()
         index = result.frame.index
         image_id = int(self._image_ids[index]) if self._image_ids is not None else index
-        entries = []
-        for person in _persons(result):
-            flat = [v for keypoint in person["keypoints"] for v in keypoint]
-            entries.append(
-                json.dumps(
-                    {"image_id": image_id, "category_id": 1, "keypoints": flat,
-                     "score": person["score"]},
-                    separators=(",", ":"),
-                )
-            )  # fmt: skip
+        entries = [json.dumps(e, separators=(",", ":")) for e in result.poses.to_coco(image_id)]
         if not entries:
             return
-        text = ",\n".join(entries)
         # Overwrite the closing "]\n" (2 characters, ASCII) with the new entries.
-        self._file.seek(self._file.tell() - 2)
-        self._file.write(("," if self._count else "") + text + "\n]\n")
-        self._file.flush()
+        file.seek(file.tell() - 2)
+        file.write(("," if self._count else "") + ",\n".join(entries) + "\n]\n")
+        file.flush()
         self._count += len(entries)
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-    def abort(self) -> None:
-        self.close()
-        _remove(self.path)
 
 
 def _video_codec() -> str:
