@@ -53,20 +53,30 @@ class Poses:
         """bool (P, 17): which keypoints were found (score > 0)."""
         return self.keypoints[:, :, 2] > 0
 
-    def to_coco(self, image_id: int, category_id: int = 1) -> list[dict[str, object]]:
+    def to_coco(
+        self, image_id: int, category_id: int = 1, max_people: int | None = None
+    ) -> list[dict[str, object]]:
         """COCO keypoint results, one dict per person (the format ``COCOeval`` loads).
 
-        ``keypoints`` is ``[x, y, v] * 17`` with ``v`` = the keypoint score (0 when unfound;
-        COCOeval ignores it) and ``score`` the person score.
+        Args:
+            image_id: the COCO image id.
+            category_id: the COCO category (1 = person).
+            max_people: keep only this many, highest score first (COCOeval's ``maxDets``
+                keeps 20 per image); ``None`` keeps all.
+
+        Returns:
+            Dicts with ``keypoints`` ``[x, y, v] * 17``, ``v`` the keypoint score (0 when
+            unfound; COCOeval ignores it), and ``score`` the person score.
         """
+        order = np.argsort(-self.scores, kind="stable")[:max_people]
         return [
             {
                 "image_id": int(image_id),
                 "category_id": int(category_id),
-                "keypoints": [round(float(v), 3) for v in person.reshape(-1)],
-                "score": float(score),
+                "keypoints": [round(float(v), 3) for v in self.keypoints[p].reshape(-1)],
+                "score": float(self.scores[p]),
             }
-            for person, score in zip(self.keypoints, self.scores)
+            for p in order
         ]
 
     def transformed(self, scale: npt.ArrayLike, offset: npt.ArrayLike) -> Poses:

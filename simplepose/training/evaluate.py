@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import cv2
-import numpy as np
 
 from simplepose.errors import InputError
 from simplepose.training.data import load_coco
@@ -65,31 +64,9 @@ class EvalResult(NamedTuple):
 
 
 def poses_to_results(poses: Poses, image_id: int, max_people: int = MAX_DETECTIONS) -> list[dict]:
-    """COCO result dicts for one image: the ``max_people`` best people by score.
-
-    Args:
-        poses: keypoints (P, 17, 3) ``[x, y, score]`` in image pixels, COCO order.
-        image_id: the COCO image id.
-        max_people: keep at most this many (highest score first).
-
-    Returns:
-        Dicts with ``keypoints`` ``[x, y, v] * 17`` (v = 1 for found keypoints, as the
-        authors write; COCOeval ignores v of detections) and the person ``score``.
-    """
-    order = np.argsort(-poses.scores, kind="stable")[:max_people]
-    results = []
-    for p in order:
-        keypoints = poses.keypoints[p].astype(np.float64).copy()
-        keypoints[:, 2] = (keypoints[:, 2] > 0).astype(np.float64)
-        results.append(
-            {
-                "image_id": int(image_id),
-                "category_id": 1,
-                "keypoints": [round(float(v), 2) for v in keypoints.reshape(-1)],
-                "score": float(poses.scores[p]),
-            }
-        )
-    return results
+    """COCO result dicts for one image: the ``max_people`` best people by score
+    (``Poses.to_coco``)."""
+    return poses.to_coco(image_id, max_people=max_people)
 
 
 def score_results(
