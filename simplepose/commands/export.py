@@ -71,7 +71,7 @@ def main(args: argparse.Namespace) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = export_onnx(model, Path(tmp) / f"{output.stem}.onnx", **options)
-        profile = EngineProfile(max_hw=tuple(args.max_size))  # type: ignore[arg-type]
+        profile = EngineProfile(max_hw=(args.max_size[0], args.max_size[1]))
         path = build_engine(onnx_path, output, fp16=not args.no_fp16_engine, profile=profile)
     print(f"wrote {path}", file=sys.stderr)  # noqa: T201
     return 0

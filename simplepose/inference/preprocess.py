@@ -78,11 +78,12 @@ def as_bgr_uint8(image: npt.NDArray[np.generic]) -> npt.NDArray[np.uint8]:
         image = (np.clip(np.nan_to_num(image), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     elif image.dtype != np.uint8:
         raise TypeError(f"image dtype must be uint8, uint16 or float, got {image.dtype}")
-    if image.shape[2] == 1:
-        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    elif image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    return np.ascontiguousarray(image)
+    bgr = np.asarray(image, dtype=np.uint8)
+    if bgr.shape[2] == 1:
+        bgr = np.asarray(cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR), dtype=np.uint8)
+    elif bgr.shape[2] == 4:
+        bgr = np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGRA2BGR), dtype=np.uint8)
+    return np.ascontiguousarray(bgr)
 
 
 def read_image(path: str) -> npt.NDArray[np.uint8]:
@@ -137,11 +138,22 @@ def letterbox(
     factor = input_scale((h, w), config, scale)
     new_w, new_h = max(1, round(w * factor)), max(1, round(h * factor))
     if (new_w, new_h) != (w, h):
-        image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_CUBIC)
+        image = np.asarray(
+            cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_CUBIC), dtype=np.uint8
+        )
     multiple = ModelConfig.INPUT_MULTIPLE
     in_h, in_w = math.ceil(new_h / multiple) * multiple, math.ceil(new_w / multiple) * multiple
-    padded = cv2.copyMakeBorder(
-        image, 0, in_h - new_h, 0, in_w - new_w, cv2.BORDER_CONSTANT, value=(config.pad_value,) * 3
+    padded = np.asarray(
+        cv2.copyMakeBorder(
+            image,
+            0,
+            in_h - new_h,
+            0,
+            in_w - new_w,
+            cv2.BORDER_CONSTANT,
+            value=(config.pad_value,) * 3,
+        ),
+        dtype=np.uint8,
     )
     transform = InputTransform(
         scale_xy=(new_w / w, new_h / h),

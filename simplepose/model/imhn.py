@@ -15,6 +15,8 @@ Only the last stack's finest output is used at inference (``IMHN.predict``).
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -160,11 +162,12 @@ class Hourglass(nn.Module):
         self.hg = nn.ModuleList(levels)
 
     def _level(self, d: int, x: Tensor, features: list[Tensor]) -> Tensor:
-        skip_res, down_res, up_res, up_conv = self.hg[d][:4]
+        level = cast(nn.ModuleList, self.hg[d])
+        skip_res, down_res, up_res, up_conv = level[:4]
         skip = skip_res(x)
         low = down_res(F.max_pool2d(x, 2, 2))
         if d == self.depth - 1:
-            inner = self.hg[d][4](low)
+            inner = level[4](low)
         else:
             inner = self._level(d + 1, low, features)
         features[d + 1] = inner
@@ -298,16 +301,20 @@ class IMHN(nn.Module):
         for t in range(self.config.num_stacks):
             features = self.hourglass[t](x)
             scales = 1 if (t == last and last_stack_finest_only) else self.config.NUM_SCALES
+            heads_t = cast(Features, self.features[t]).before_regress
+            outs_t = cast(nn.ModuleList, self.outs[t])
             preds, heads = [], []
             for s in range(scales):
                 feature = features[s] if mappings is None else features[s] + mappings[s]
-                head = self.features[t].before_regress[s](feature)
+                head = heads_t[s](feature)
                 heads.append(head)
-                preds.append(self.outs[t][s](head))
+                preds.append(outs_t[s](head))
             outputs.append(preds)
             if t < last:
+                merge_preds = cast(nn.ModuleList, self.merge_preds[t])
+                merge_features = cast(nn.ModuleList, self.merge_features[t])
                 mappings = [
-                    self.merge_preds[t][s](preds[s]) + self.merge_features[t][s](heads[s])
+                    merge_preds[s](preds[s]) + merge_features[s](heads[s])
                     for s in range(self.config.NUM_SCALES)
                 ]
                 x = x + mappings[0]
