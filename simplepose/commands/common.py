@@ -39,7 +39,13 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, flip_default: bool =
         help="auto: TensorRT, else ONNX Runtime (CUDA, else CPU)",
     )
     group.add_argument(
-        "--input-size", type=int, default=512, help="image height in network pixels at scale 1"
+        "--input-size", type=int, default=512, help="--resize-side in network pixels at scale 1"
+    )
+    group.add_argument(
+        "--resize-side",
+        choices=InferenceConfig.RESIZE_SIDES,
+        default="height",
+        help="image side that --input-size applies to (authors: height)",
     )
     group.add_argument(
         "--flip",
@@ -54,6 +60,7 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, flip_default: bool =
         help="comma-separated input scales, or 'authors' (0.5,1,1.5,2,3)",
     )
     group.add_argument("--threads", type=int, default=None, help="CPU threads for inference")
+    group.add_argument("--device", default=None, help="torch device for --backend torch")
     group.add_argument(
         "--providers",
         default=None,
@@ -68,14 +75,23 @@ def build_estimator(args: argparse.Namespace, **decode_overrides: Any) -> Any:
     from simplepose.inference import PoseEstimator
 
     try:
-        config = InferenceConfig(input_size=args.input_size, flip=args.flip, scales=args.scales)
+        config = InferenceConfig(
+            input_size=args.input_size,
+            resize_side=args.resize_side,
+            flip=args.flip,
+            scales=args.scales,
+        )
     except ValueError as error:
         raise InputError(str(error)) from error
+    options: dict[str, Any] = {"threads": args.threads}
+    if args.device:
+        options["device"] = args.device
+    if args.providers:
+        options["providers"] = args.providers.split(",")
     return PoseEstimator(
         args.weights,
         backend=args.backend,
         config=config,
         decode=DecodeConfig(**decode_overrides),
-        threads=args.threads,
-        providers=args.providers.split(",") if args.providers else None,
+        **options,
     )

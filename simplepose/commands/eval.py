@@ -6,10 +6,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
-from simplepose.commands.common import add_model_arguments
-from simplepose.config import InferenceConfig
+from simplepose.commands.common import add_model_arguments, build_estimator
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -26,13 +24,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     data = parser.add_argument_group("data")
     data.add_argument("--coco-ann", required=True, help="COCO person-keypoint annotation json")
     data.add_argument("--images", required=True, help="image folder of --coco-ann")
-    parser.add_argument(
-        "--resize-side",
-        choices=InferenceConfig.RESIZE_SIDES,
-        default="height",
-        help="image side that --input-size applies to",
-    )
-    parser.add_argument("--device", help="torch device for --backend torch")
     parser.add_argument("--max-images", type=int, help="first N images by id (authors: 500)")
     parser.add_argument("--batch-size", type=int, default=1, help="images per network call")
     parser.add_argument("--json", help="write the COCO results list here")
@@ -43,28 +34,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def main(args: argparse.Namespace) -> int:
     from simplepose.errors import InputError
-    from simplepose.inference import PoseEstimator
     from simplepose.training.evaluate import evaluate_coco
 
-    try:
-        config = InferenceConfig(
-            input_size=args.input_size,
-            resize_side=args.resize_side,
-            scales=tuple(args.scales),
-            flip=args.flip,
-        )
-    except ValueError as error:
-        raise InputError(str(error)) from error
     # Check the cheap things before building the estimator (which may export ONNX).
     for path, what in ((args.coco_ann, "annotation file"), (args.images, "image folder")):
         if not Path(path).exists():
             raise InputError(f"{what} {path} does not exist")
-    options: dict[str, Any] = {"threads": args.threads}
-    if args.device:
-        options["device"] = args.device
-    if args.providers:
-        options["providers"] = args.providers.split(",")
-    estimator = PoseEstimator(args.weights, backend=args.backend, config=config, **options)
+    estimator = build_estimator(args)
     result = evaluate_coco(
         estimator,
         args.coco_ann,

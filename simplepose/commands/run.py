@@ -21,6 +21,7 @@ from simplepose.errors import InputError, UserError
 
 _logger = logging.getLogger(__name__)
 
+
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``run`` on the top-level parser's subparsers."""
     parser = subparsers.add_parser(
