@@ -255,7 +255,12 @@ def test_cli_image(tmp_path, data_dir, coco_people):
         cv2.imread(str(out_dir / (images[0].stem + ".jpg"))).shape
         == read_image(str(images[0])).shape
     )
-    json.loads(results.read_text())  # valid JSON (a list, possibly empty for untrained weights)
+    # Valid COCO results keyed by the annotation file's ids (possibly no people: untrained).
+    ids = {i["id"] for i in json.loads(ann_file.read_text())["images"]
+           if i["file_name"] in {p.name for p in images}}  # fmt: skip
+    entries = json.loads(results.read_text())
+    assert isinstance(entries, list)
+    assert all(e["image_id"] in ids and len(e["keypoints"]) == 51 for e in entries)
     missing = subprocess.run(
         [
             sys.executable,

@@ -9,7 +9,6 @@ import sys
 import numpy as np
 import onnx
 import pytest
-import torch
 from conftest import trained_like
 
 from simplepose.config import ModelConfig
@@ -198,4 +197,3 @@ def test_tensorrt_engine_matches_torch(tmp_path):
     x = np.random.default_rng(0).random((2, 3, 128, 192), dtype=np.float32)
     expected = TorchBackend(model, device="cpu").infer(x)
     np.testing.assert_allclose(backend.infer(x), expected, atol=1e-3, rtol=0)
-    assert torch.cuda.is_available()

@@ -96,9 +96,10 @@ def engine_cache_key(
 
 
 def default_engine_dir() -> Path:
-    """``$SIMPLEPOSE_CACHE/engines`` or ``~/.cache/simplepose/engines``."""
-    root = os.environ.get("SIMPLEPOSE_CACHE") or Path.home() / ".cache" / "simplepose"
-    return Path(root) / "engines"
+    """``cache_dir() / "engines"`` (``$SIMPLEPOSE_CACHE`` or ``~/.cache/simplepose``)."""
+    from simplepose.inference.backends import cache_dir
+
+    return cache_dir() / "engines"
 
 
 def build_engine(

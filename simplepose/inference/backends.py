@@ -42,6 +42,11 @@ _PROVIDER_ALIASES = {
 }
 
 
+def cache_dir() -> Path:
+    """``$SIMPLEPOSE_CACHE`` or ``~/.cache/simplepose``: exported models and engines."""
+    return Path(os.environ.get("SIMPLEPOSE_CACHE") or Path.home() / ".cache" / "simplepose")
+
+
 @runtime_checkable
 class Backend(Protocol):
     """What the estimator needs from a backend."""
@@ -145,7 +150,8 @@ class OnnxRuntimeBackend:
         path: the ``.onnx`` file (from ``simplepose export``).
         providers: provider names or aliases; default TensorRT -> CUDA -> CPU, as available.
         threads: intra-op threads for the CPU provider (default: ONNX Runtime's choice).
-        cache_dir: where the TensorRT provider caches its engines.
+        engine_cache_dir: where the TensorRT provider caches its engines (default
+            ``cache_dir() / "ort-trt"``).
         fp16: let the TensorRT provider build FP16 engines.
 
     Raises:
@@ -160,7 +166,7 @@ class OnnxRuntimeBackend:
         path: str | os.PathLike[str],
         providers: list[str] | None = None,
         threads: int | None = None,
-        cache_dir: str | os.PathLike[str] | None = None,
+        engine_cache_dir: str | os.PathLike[str] | None = None,
         fp16: bool = True,
     ) -> None:
         ort = _import_onnxruntime()
@@ -175,7 +181,7 @@ class OnnxRuntimeBackend:
         provider_list: list[Any] = []
         for provider in chosen:
             if provider == "TensorrtExecutionProvider":
-                cache = Path(cache_dir or Path.home() / ".cache" / "simplepose" / "ort-trt")
+                cache = Path(engine_cache_dir or cache_dir() / "ort-trt")
                 cache.mkdir(parents=True, exist_ok=True)
                 provider_list.append(
                     (

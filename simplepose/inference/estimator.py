@@ -29,6 +29,7 @@ from simplepose.inference.backends import (
     Backend,
     OnnxRuntimeBackend,
     TorchBackend,
+    cache_dir,
     check_heatmaps,
     ort_cuda_available,
 )
@@ -61,11 +62,6 @@ class Inferred:
     heatmaps: npt.NDArray[np.float32]
     transform: InputTransform
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def cache_dir() -> Path:
-    """``$SIMPLEPOSE_CACHE`` or ``~/.cache/simplepose``: exported models and engines."""
-    return Path(os.environ.get("SIMPLEPOSE_CACHE") or Path.home() / ".cache" / "simplepose")
 
 
 def _tensorrt_usable() -> bool:
