@@ -35,7 +35,8 @@ import numpy as np
 if __package__ in (None, ""):  # run as a file: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import save_results, summarize  # noqa: E402
+from benchmarks.common import save_results, summarize, time_call  # noqa: E402
+from simplepose.bench.synthetic import crowd_heatmaps  # noqa: E402
 from simplepose.config import DecodeConfig  # noqa: E402
 from simplepose.grouping import decode, grid_params, reference  # noqa: E402
 from simplepose.training.targets import coco_to_joints18, encode  # noqa: E402
@@ -198,37 +199,9 @@ def accuracy(
 # ----------------------------------------------------------------------------------------
 
 
-def synthetic_crowd(
-    people: list[np.ndarray], count: int, rng: np.random.Generator, size: int = 512
-) -> np.ndarray:
-    """Oracle heatmaps (50, size / 4, size / 4) of ``count`` GT people pasted at random.
-
-    Each person (joints18 float32 (18, 3)) is scaled to a height of 80-200 input pixels and
-    placed at a random position; overlap happens, as in real crowds.
-    """
-    chosen = []
-    for i in rng.choice(len(people), count, replace=count > len(people)):
-        joints = people[i].copy()
-        labelled = joints[:, 2] < 2
-        xy = joints[labelled, :2]
-        lo, hi = xy.min(0), xy.max(0)
-        scale = rng.uniform(80, 200) / max(hi[1] - lo[1], hi[0] - lo[0], 1.0)
-        extent = (hi - lo) * scale
-        origin = rng.uniform(0, np.maximum(size - extent - 1, 1))
-        joints[labelled, :2] = (xy - lo) * scale + origin
-        chosen.append(joints)
-    return encode(np.stack(chosen), (size, size))
-
-
 def run_ms(fn: Callable[[], Any], repeats: int) -> list[float]:
     """Milliseconds of ``repeats`` timed runs after one warm-up run."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(1e3 * (time.perf_counter() - start))
-    return times
+    return [1e3 * seconds for seconds in time_call(fn, repeats)]
 
 
 def speed(images: list[OracleImage], config: DecodeConfig, repeats: int) -> dict[str, Any]:
@@ -270,7 +243,7 @@ def speed(images: list[OracleImage], config: DecodeConfig, repeats: int) -> dict
     params = grid_params(config, 128)
     sweep = {}
     for count in (1, 5, 10, 20, 40):
-        scenes = [synthetic_crowd(joints_pool, count, rng) for _ in range(5)]
+        scenes = [crowd_heatmaps(joints_pool, count, rng) for _ in range(5)]
         cpp = [run_ms(lambda hm=hm: decode(hm, config), repeats) for hm in scenes]
         ref = [
             run_ms(lambda hm=hm: reference.decode(hm, params), max(3, repeats // 50))
@@ -297,7 +270,7 @@ def speed(images: list[OracleImage], config: DecodeConfig, repeats: int) -> dict
     out["crowd_sweep"] = sweep
 
     # Two threads: the GIL is released while the core runs, so they should overlap.
-    scenes = [synthetic_crowd(joints_pool, 20, rng) for _ in range(8)]
+    scenes = [crowd_heatmaps(joints_pool, 20, rng) for _ in range(8)]
     loops = max(10, repeats // 4)
 
     def work() -> None:

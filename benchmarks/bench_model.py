@@ -55,9 +55,9 @@ def main() -> None:
             if not args.skip_forward:
                 tensor = torch.from_numpy(x)
                 with torch.inference_mode():
-                    row["forward"] = summarize(time_call(lambda: model(tensor), args.repeats))
-            row["torch"] = summarize(time_call(lambda: torch_backend.infer(x), args.repeats))
-            row["onnxruntime"] = summarize(time_call(lambda: ort_backend.infer(x), args.repeats))
+                    row["forward"] = summarize(time_call(lambda: model(tensor), args.repeats))  # noqa: B023 - called at once
+            row["torch"] = summarize(time_call(lambda: torch_backend.infer(x), args.repeats))  # noqa: B023
+            row["onnxruntime"] = summarize(time_call(lambda: ort_backend.infer(x), args.repeats))  # noqa: B023
             torch_ms, ort_ms = row["torch"]["median_ms"], row["onnxruntime"]["median_ms"]
             row["torch_over_ort"] = torch_ms / ort_ms
             forward = ""

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -28,9 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from simplepose import __version__
-from simplepose.config import ModelConfig, PipelineConfig
-from simplepose.pipeline import Pipeline, VideoFileSink, open_source
+from simplepose.bench.stages import measure_pipeline
+from simplepose.bench.timing import environment
+from simplepose.config import ModelConfig
+from simplepose.pipeline import open_source
 from simplepose.types import Poses
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,28 +77,15 @@ def _estimator(args: argparse.Namespace, workdir: Path) -> Any:
     )
 
 
-def _run(args: argparse.Namespace, estimator: Any, threaded: bool, workdir: Path) -> dict:
-    source = open_source(args.video)
-    sinks = []
-    if not args.no_output:
-        out = workdir / f"overlay-{'threaded' if threaded else 'sequential'}.mp4"
-        sinks.append(VideoFileSink(out, fps=source.fps, time_base=source.time_base))
-    config = PipelineConfig(
-        threaded=threaded, max_frames=args.frames, smooth=True, render=not args.no_render
+def _run(args: argparse.Namespace, estimator: Any, threaded: bool) -> dict:
+    return measure_pipeline(
+        str(args.video),
+        estimator,
+        args.frames,
+        threaded=threaded,
+        render=not args.no_render,
+        encode=not args.no_output,
     )
-    pipeline = Pipeline(source, estimator, sinks, config)
-    stats = pipeline.run()
-    return stats.summary()
-
-
-def _versions() -> dict[str, str]:
-    versions = {"python": platform.python_version(), "simplepose": __version__}
-    for name in ("numpy", "torch", "onnxruntime", "av", "cv2"):
-        try:
-            versions[name] = str(__import__(name).__version__)
-        except ImportError:
-            versions[name] = "missing"
-    return versions
 
 
 def main() -> int:
@@ -135,8 +122,8 @@ def main() -> int:
         # Alternate the two modes so that load from other processes hits both alike.
         runs: dict[str, list[dict]] = {"sequential": [], "threaded": []}
         for _ in range(args.repeats):
-            runs["sequential"].append(_run(args, estimator, False, workdir))
-            runs["threaded"].append(_run(args, estimator, True, workdir))
+            runs["sequential"].append(_run(args, estimator, False))
+            runs["threaded"].append(_run(args, estimator, True))
     # Report the run with the median FPS of each mode.
     sequential, threaded = (
         sorted(runs[mode], key=lambda r: r["fps"])[len(runs[mode]) // 2]
@@ -167,13 +154,7 @@ def main() -> int:
     record = {
         "benchmark": "bench_pipeline",
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "device": {
-            "kind": "cpu",
-            "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-        },
-        "versions": _versions(),
+        "environment": environment(),
         "config": {
             "video": args.video.name,
             "frames": args.frames,

@@ -17,7 +17,7 @@ from simplepose import __version__
 from simplepose.errors import UserError
 
 #: Subcommand modules under ``simplepose.commands``, in the order ``--help`` lists them.
-SUBCOMMANDS: tuple[str, ...] = ("run", "image", "export", "train", "eval", "convert")
+SUBCOMMANDS: tuple[str, ...] = ("run", "image", "export", "bench", "train", "eval", "convert")
 
 
 def build_parser() -> argparse.ArgumentParser:

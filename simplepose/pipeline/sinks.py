@@ -235,7 +235,7 @@ class CocoResultsSink(_TextFileSink):
         self._count += len(entries)
 
 
-def _video_codec() -> str:
+def video_codec() -> str:
     import av
 
     return "libx264" if "libx264" in av.codecs_available else "mpeg4"
@@ -277,7 +277,7 @@ class VideoFileSink(Sink):
             raise ValueError(f"fps must be > 0, got {fps!r}")
         self.rate = rate
         self.time_base = time_base or 1 / rate
-        self.codec = codec or _video_codec()
+        self.codec = codec or video_codec()
         if options is None:
             options = {"preset": "veryfast", "crf": "23"} if self.codec == "libx264" else {}
         self._options = options
