@@ -22,3 +22,14 @@ class WeightsNotFoundError(UserError, FileNotFoundError):
 
 class InputError(UserError, ValueError):
     """An input (image, video, URL, argument) cannot be used."""
+
+
+class WeightsDownloadError(UserError, OSError):
+    """Named weights could not be downloaded (offline, server error, incomplete or wrong file).
+
+    The message says where to download the file by hand and where to put it.
+    """
+
+
+class WeightsVerificationError(CheckpointError):
+    """A cached weights file fails its check (SHA-256 record or checkpoint contents)."""

@@ -153,16 +153,20 @@ def test_missing_path(tmp_path):
 
 
 def test_resolve_weights_search_and_advice(tmp_path, monkeypatch):
+    # Names and downloads are tested in test_hub.py; nothing here touches the network.
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.delenv("SIMPLEPOSE_WEIGHTS", raising=False)
-    with pytest.raises(WeightsNotFoundError, match="SIMPLEPOSE_WEIGHTS"):
-        resolve_weights(None)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    with pytest.raises(WeightsNotFoundError, match=r"or a known name \(released\)"):
+        resolve_weights("PoseNet_52_epoch.pth")
     folder = tmp_path / "weights"
     folder.mkdir()
     (folder / "PoseNet_52_epoch.pth").write_bytes(b"x")
     monkeypatch.setenv("SIMPLEPOSE_WEIGHTS", str(folder))
-    assert resolve_weights(None) == folder / "PoseNet_52_epoch.pth"
     assert resolve_weights("PoseNet_52_epoch.pth") == folder / "PoseNet_52_epoch.pth"
+    # The default (released) is that cached file, which is checked before use.
+    with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint"):
+        resolve_weights(None)
     with pytest.raises(WeightsNotFoundError, match="is a folder"):
         resolve_weights(folder)
 

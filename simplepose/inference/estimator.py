@@ -121,8 +121,10 @@ def make_backend(
 
     Args:
         weights: an ``IMHN``, a checkpoint (project or authors' format), an ``.onnx`` file, a
-            TensorRT engine (``.engine`` / ``.plan``), or a ready ``Backend`` (returned as it
-            is). A bare file name is also looked up in the default weights folders.
+            TensorRT engine (``.engine`` / ``.plan``), a ready ``Backend`` (returned as it
+            is), or a name (``released``, downloaded on first use; ``None`` means the
+            default, see ``simplepose.model.hub.resolve_weights``). A bare file name is also
+            looked up in the default weights folders.
         backend: ``auto`` (TensorRT, else ONNX Runtime with CUDA, else ONNX Runtime on CPU),
             ``torch``, ``onnxruntime`` or ``tensorrt``. A checkpoint used with ONNX Runtime or
             TensorRT is exported on the fly and cached.
@@ -134,6 +136,7 @@ def make_backend(
     Raises:
         ValueError: unknown backend, or weights the backend cannot run.
         WeightsNotFoundError: the weights file does not exist.
+        WeightsDownloadError: named weights are missing and could not be downloaded.
         ImportError: the backend's package or device is missing (says what to install).
     """
     from simplepose.model import IMHN, load_checkpoint, resolve_weights
@@ -240,7 +243,8 @@ class PoseEstimator:
 
     Args:
         weights: an ``IMHN``, a checkpoint (project or the authors' ``PoseNet_52_epoch.pth``),
-            an ``.onnx`` file or a TensorRT engine (see ``make_backend``).
+            an ``.onnx`` file, a TensorRT engine, or a name (``released``, downloaded on
+            first use); ``None`` means the default weights (see ``make_backend``).
         backend: ``auto``, ``torch``, ``onnxruntime`` or ``tensorrt``.
         input_size: the image height (by default) becomes this many input pixels at scale 1.
         flip: average with the mirrored image (flip test).

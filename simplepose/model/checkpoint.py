@@ -9,7 +9,8 @@ Formats accepted by ``load_checkpoint``:
 - the project's: ``{"format": "simplepose", "version": ..., "config": {...},
   "state_dict": ...}`` (training checkpoints add optimizer state and the like).
 
-A file without a config gets its architecture inferred from the tensor shapes.
+A file without a config gets its architecture inferred from the tensor shapes. Weights given
+by name (``released``) are resolved to a file by ``simplepose.model.hub``.
 """
 
 from __future__ import annotations
@@ -34,55 +35,6 @@ _logger = logging.getLogger(__name__)
 FORMAT_NAME = "simplepose"
 #: Prefixes the authors' checkpoints put in front of the network's own key names.
 _FOREIGN_PREFIXES = ("module.", "posenet.", "model.")
-#: The authors' released checkpoint, the file searched for when no path is given.
-RELEASED_CHECKPOINT_NAME = "PoseNet_52_epoch.pth"
-_HOW_TO_GET_WEIGHTS = (
-    "pass a path with --weights, set SIMPLEPOSE_WEIGHTS, or put the authors' released "
-    f"checkpoint {RELEASED_CHECKPOINT_NAME} (see README, 'Weights') in ~/.cache/simplepose/"
-)
-
-
-def default_weights_dirs() -> list[Path]:
-    """Folders searched for weights given by bare file name: ``$SIMPLEPOSE_WEIGHTS`` (when it
-    is a folder) and ``~/.cache/simplepose``."""
-    dirs = []
-    env = os.environ.get("SIMPLEPOSE_WEIGHTS")
-    if env and Path(env).is_dir():
-        dirs.append(Path(env))
-    dirs.append(Path.home() / ".cache" / "simplepose")
-    return dirs
-
-
-def resolve_weights(path: str | os.PathLike[str] | None = None) -> Path:
-    """Find a weights file.
-
-    Args:
-        path: a file path; a bare file name is also looked up in ``default_weights_dirs()``.
-            ``None`` means ``$SIMPLEPOSE_WEIGHTS`` (a file) or the authors' checkpoint in the
-            default folders.
-
-    Raises:
-        WeightsNotFoundError: nothing found; the message says how to get weights.
-    """
-    if path is None:
-        env = os.environ.get("SIMPLEPOSE_WEIGHTS")
-        if env and Path(env).is_file():
-            return Path(env)
-        candidates = [d / RELEASED_CHECKPOINT_NAME for d in default_weights_dirs()]
-    else:
-        given = Path(path).expanduser()
-        if given.is_file():
-            return given
-        if given.is_dir():
-            raise WeightsNotFoundError(f"weights path {given} is a folder, not a file")
-        candidates = [given] + (
-            [d / given.name for d in default_weights_dirs()] if given.parent == Path() else []
-        )
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    searched = ", ".join(str(c) for c in candidates)
-    raise WeightsNotFoundError(f"weights not found (looked for {searched}); {_HOW_TO_GET_WEIGHTS}")
 
 
 def _numpy_safe_globals() -> list[Any]:

@@ -42,7 +42,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from simplepose.config import AugmentConfig, LossConfig, ModelConfig, TargetConfig, TrainConfig
 from simplepose.errors import CheckpointError, InputError
-from simplepose.model import IMHN, build_model, load_checkpoint, save_checkpoint
+from simplepose.model import IMHN, build_model, load_checkpoint, resolve_weights, save_checkpoint
 from simplepose.training.data import CocoPoseDataset
 from simplepose.training.distributed import DistInfo, cleanup, init_distributed
 from simplepose.training.losses import focal_l2_loss
@@ -228,7 +228,8 @@ def train(
         output_dir: where ``last.pth``, ``epoch_NNN.pth`` and ``log.jsonl`` go (rank 0).
         model_config: architecture of a freshly initialised model (default: released).
         weights: start from these weights instead (any format ``load_checkpoint`` accepts,
-            e.g. the authors' ``PoseNet_52_epoch.pth``); optimiser state starts fresh.
+            e.g. the authors' ``PoseNet_52_epoch.pth``, or a name such as ``released``,
+            downloaded on first use); optimiser state starts fresh.
         resume: ``True`` = continue from ``output_dir/last.pth``; a path = from that file.
         val_ann: validation annotations for the periodic COCO evaluation.
         val_images: validation image folder.
@@ -297,7 +298,7 @@ def _train(
         resume_state = _load_resume(resume_path)
         model = load_checkpoint(resume_path)
     elif weights is not None:
-        model = load_checkpoint(weights, config=model_config)
+        model = load_checkpoint(resolve_weights(weights), config=model_config)
     else:
         model = build_model(model_config or ModelConfig())
     model = model.to(device)
