@@ -17,7 +17,16 @@ from simplepose import __version__
 from simplepose.errors import UserError
 
 #: Subcommand modules under ``simplepose.commands``, in the order ``--help`` lists them.
-SUBCOMMANDS: tuple[str, ...] = ("run", "image", "export", "bench", "train", "eval", "convert")
+SUBCOMMANDS: tuple[str, ...] = (
+    "run",
+    "image",
+    "export",
+    "bench",
+    "train",
+    "eval",
+    "convert",
+    "weights",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,6 +7,13 @@ from typing import Any
 
 from simplepose.config import InferenceConfig
 
+#: ``--weights`` help of every command that runs or converts a model.
+WEIGHTS_HELP = (
+    "a name (released) or a path: checkpoint (.pth, project or authors' format), .onnx or "
+    "TensorRT engine; default released (downloaded once, see 'simplepose weights list'), or "
+    "the file $SIMPLEPOSE_WEIGHTS names"
+)
+
 
 def parse_scales(text: str) -> tuple[float, ...]:
     """``"1"``, ``"0.5,1,1.5"`` or ``"authors"`` -> tuple of scales."""
@@ -29,8 +36,7 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, flip_default: bool =
     group.add_argument(
         "--weights",
         default=None,
-        help="checkpoint (.pth, project or authors' format), .onnx or TensorRT engine; "
-        "default: $SIMPLEPOSE_WEIGHTS or ~/.cache/simplepose/PoseNet_52_epoch.pth",
+        help=WEIGHTS_HELP,
     )
     group.add_argument(
         "--backend",

@@ -19,7 +19,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("src", help="checkpoint to read")
+    parser.add_argument(
+        "src", help="checkpoint to read: a path, or a name (released; downloaded once)"
+    )
     parser.add_argument("dst", help="file to write (.pth)")
     parser.add_argument(
         "--preset",
@@ -37,10 +39,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def main(args: argparse.Namespace) -> int:
-    from simplepose.model.checkpoint import load_checkpoint, save_checkpoint
+    from simplepose.model import load_checkpoint, resolve_weights, save_checkpoint
 
     config = ModelConfig.preset(args.preset) if args.preset else None
-    model = load_checkpoint(args.src, config=config, trusted=args.trust_checkpoint)
+    src = resolve_weights(args.src)
+    model = load_checkpoint(src, config=config, trusted=args.trust_checkpoint)
     path = save_checkpoint(model, args.dst)
     params = sum(p.numel() for p in model.parameters())
     print(f"wrote {path}: {model.config} ({params:,} parameters)", file=sys.stderr)  # noqa: T201

@@ -19,7 +19,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--weights", required=True, help="checkpoint (project or authors' format)")
+    parser.add_argument(
+        "--weights",
+        default=None,
+        help="a name (released) or a path: checkpoint (project or authors' format); default "
+        "released (downloaded once, see 'simplepose weights list'), or the file "
+        "$SIMPLEPOSE_WEIGHTS names",
+    )
     parser.add_argument("--output", required=True, help="file to write (.onnx or .engine)")
     parser.add_argument("--format", choices=("onnx", "engine"), default="onnx")
     parser.add_argument(
@@ -51,9 +57,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def main(args: argparse.Namespace) -> int:
     from simplepose.export.onnx import export_onnx
-    from simplepose.model import load_checkpoint
+    from simplepose.model import load_checkpoint, resolve_weights
 
-    model = load_checkpoint(args.weights)
+    model = load_checkpoint(resolve_weights(args.weights))
     output = Path(args.output)
     options = dict(
         input_size=args.input_size,

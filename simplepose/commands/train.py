@@ -46,7 +46,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="fresh model of this size (default released)",
     )
     start.add_argument(
-        "--weights", help="fine-tune from these weights (e.g. the authors' PoseNet_52_epoch.pth)"
+        "--weights",
+        help="fine-tune from these weights: a name (released) or a path (e.g. the authors' "
+        "PoseNet_52_epoch.pth); default: train from scratch",
     )
     model.add_argument("--output", required=True, help="folder for checkpoints and log.jsonl")
     model.add_argument(
