@@ -351,8 +351,10 @@ class VideoFileSink(Sink):
             _remove(self.path)
 
     def abort(self) -> None:
-        self._stream = None  # nothing to flush
-        self.close()
+        # Deliberate removal: no flush, and no "no frame was written" warning.
+        if not self._closed:
+            self._closed = True
+            self._container.close()
         _remove(self.path)
 
 
