@@ -8,6 +8,7 @@ ready for ``bench.json``. Warm-up calls are never timed. The end-to-end figure c
 from __future__ import annotations
 
 import dataclasses
+import functools
 import statistics
 import tempfile
 import time
@@ -114,14 +115,14 @@ def measure_grouping(
     pool = template_pool()
     rng = np.random.default_rng(seed)
     params = grid_params(config, GROUPING_INPUT // 4)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for count in people:
         scenes = [crowd_heatmaps(pool, count, rng, GROUPING_INPUT) for _ in range(3)]
         cpp: list[float] = []
         numpy_ref: list[float] = []
         for heatmaps in scenes:
-            cpp += time_call(lambda h=heatmaps: decode(h, config), repeats * 10)
-            numpy_ref += time_call(lambda h=heatmaps: reference.decode(h, params), repeats)
+            cpp += time_call(functools.partial(decode, heatmaps, config), repeats * 10)
+            numpy_ref += time_call(functools.partial(reference.decode, heatmaps, params), repeats)
         found = statistics.median(len(decode(h, config)) for h in scenes)
         cpp_stats, ref_stats = summarize(cpp), summarize(numpy_ref)
         rows.append(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from fractions import Fraction
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -171,7 +171,7 @@ def write_walking_video(
     codec = video_codec()
     with av.open(os.fspath(path), "w") as container:
         options = {"preset": "veryfast", "crf": "23"} if codec == "libx264" else {}
-        stream = container.add_stream(codec, rate=Fraction(fps), options=options)
+        stream: Any = container.add_stream(codec, rate=Fraction(fps), options=options)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         for index in range(frames):
             image = draw_poses(base.copy(), scene.poses(index / fps))
@@ -183,8 +183,3 @@ def write_walking_video(
         for packet in stream.encode():
             container.mux(packet)
     return scene
-
-
-def video_path_for(directory: Path, frames: int, width: int, height: int) -> Path:
-    """Where the synthetic video of this size lives inside ``directory``."""
-    return directory / f"synthetic-{width}x{height}-{frames}f.mp4"

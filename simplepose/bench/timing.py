@@ -9,8 +9,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 
 def time_call(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> list[float]:
     """Run ``fn`` ``warmup`` times untimed, then ``repeats`` times; seconds per timed run."""
@@ -24,7 +22,7 @@ def time_call(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> list[floa
     return times
 
 
-def summarize(seconds: list[float]) -> dict[str, float]:
+def summarize(seconds: list[float]) -> dict[str, Any]:
     """``{"median_ms", "p95_ms", "n"}`` of timings given in seconds.
 
     p95 is the nearest-rank value of the sorted samples (with 5 samples: the largest), so it
@@ -82,8 +80,3 @@ def device_label(info: dict[str, Any]) -> str:
     if info.get("gpu"):
         return f"GPU {info['gpu']}"
     return f"CPU ({info.get('cpus', '?')} cores, {info.get('machine', '?')})"
-
-
-def finite_positive(value: float) -> bool:
-    """Whether a timing is a usable number (> 0 and finite)."""
-    return bool(np.isfinite(value)) and value > 0
