@@ -200,6 +200,20 @@ def test_failed_download_leaves_nothing(
     assert resolve_weights("released", progress=False).read_bytes() == nano_bytes
 
 
+def test_interrupted_download_leaves_nothing(server, cache, monkeypatch, nano_model, tmp_path):
+    server.body = _authors_bytes(nano_model, tmp_path)
+    _patch_entry(monkeypatch, _url(server))
+
+    def interrupt(*args, **kwargs):
+        assert [p.suffix for p in cache.glob("*.part")] == [".part"]  # the download so far
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hub, "_check_contents", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        resolve_weights("released", progress=False)
+    assert _usable_files(cache) == []
+
+
 def test_corrupted_cache_is_deleted_and_fetched_again(
     server, cache, monkeypatch, nano_model, tmp_path
 ):
