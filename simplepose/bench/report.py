@@ -58,6 +58,9 @@ def format_table(report: dict[str, Any]) -> str:
         f"  {described}",
         f"  input height {settings['input_size']}, flip {'on' if settings['flip'] else 'off'}, "
         f"batch 1, {report['source']['frames']} frames",
+        "  backend setup (not timed below): "
+        + ", ".join(f"{name} {b['setup_s']:.1f} s" for name, b in report["backends"].items())
+        + " (a checkpoint is exported to ONNX once, then cached)",
         "",
         f"{'stage':<36}{'median ms':>10}{'p95 ms':>9}{'FPS':>9}",
     ]
