@@ -12,10 +12,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from simplepose.bench import SCHEMA, BenchSettings, check_report, format_table, run_bench
 from simplepose.bench.report import make_plots, write_json
 from simplepose.bench.synthetic import WalkingPeople, write_walking_video
+from simplepose.errors import InputError
 from simplepose.pipeline import open_source
 
 STAGES = {
@@ -49,7 +51,9 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
         )
         lines: list[str] = []
         done: list[int] = []
+        threads = torch.get_num_threads()
         result = run_bench(settings, log=lines.append, progress=lambda i, n: done.append(i))
+        assert torch.get_num_threads() == threads, "the caller's thread setting is restored"
     finally:
         if old is None:
             os.environ.pop("SIMPLEPOSE_CACHE", None)
@@ -209,6 +213,13 @@ def test_cli_on_a_real_video_writes_table_json_and_plots(data_dir: Path, tmp_pat
     assert saved["source"]["frames"] == 6
     assert "infer:onnxruntime" not in saved["stages"]
     assert check_report(saved) == []
+
+
+def test_onnx_weights_with_only_the_torch_backend_is_a_clear_error(tmp_path: Path) -> None:
+    fake = tmp_path / "model.onnx"
+    fake.write_bytes(b"not read: the torch backend refuses .onnx files first")
+    with pytest.raises(InputError, match="no backend can run these weights"):
+        run_bench(BenchSettings(weights=str(fake), backends=("torch",), frames=2, repeats=1))
 
 
 @pytest.mark.parametrize(

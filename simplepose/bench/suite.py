@@ -17,6 +17,7 @@ from typing import Any
 from simplepose.bench import stages
 from simplepose.bench.synthetic import WalkingPeople, write_walking_video
 from simplepose.bench.timing import environment
+from simplepose.errors import InputError
 
 _logger = logging.getLogger(__name__)
 
@@ -141,7 +142,8 @@ def _make_backends(
             continue
         setup_s[name] = time.perf_counter() - start
     if not built:
-        raise ValueError(f"no backend could run these weights: {skipped}")
+        reasons = "; ".join(f"{name}: {reason}" for name, reason in skipped.items())
+        raise InputError(f"no backend can run these weights ({reasons})")
     return built, setup_s, skipped
 
 
@@ -158,13 +160,25 @@ def run_bench(
         progress: ``progress(done, total)`` while the pipeline runs.
 
     Raises:
-        ValueError: bad settings, or no backend can run the weights.
-        InputError: the source cannot be opened or decoded.
+        InputError: no backend can run the weights; the source cannot be opened or decoded.
+        WeightsNotFoundError, WeightsDownloadError: ``settings.weights`` cannot be found.
     """
     import torch
 
+    threads_before = torch.get_num_threads()
     if settings.threads:
         torch.set_num_threads(settings.threads)
+    try:
+        return _measure_all(settings, log, progress)
+    finally:
+        torch.set_num_threads(threads_before)  # leave the caller's process as it was
+
+
+def _measure_all(
+    settings: BenchSettings,
+    log: Callable[[str], None],
+    progress: Callable[[int, int], None] | None,
+) -> dict[str, Any]:
     started = time.perf_counter()
     report: dict[str, Any] = {
         "schema": SCHEMA,
