@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from simplepose._files import atomic_write
 from simplepose.bench.timing import device_label
 
 #: The authors' published speeds (paper, section "Inference speed"): their grouping in pure
@@ -135,16 +135,9 @@ def format_table(report: dict[str, Any]) -> str:
 def write_json(report: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     """Write the report atomically (a temporary file renamed into place)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as file:
-            json.dump(report, file, indent=2, allow_nan=False)
-            file.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as file:
+        json.dump(report, file, indent=2, allow_nan=False)
+        file.write("\n")
     return path
 
 

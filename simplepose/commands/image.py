@@ -6,9 +6,7 @@ import argparse
 import glob
 import json
 import logging
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from simplepose.commands.common import add_model_arguments, build_estimator
@@ -106,12 +104,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _write_json_atomically(path: Path, payload: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as file:
-            json.dump(payload, file)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from simplepose._files import atomic_write
+
+    with atomic_write(path) as file:
+        json.dump(payload, file)

@@ -14,10 +14,11 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from simplepose._files import atomic_write
 
 _logger = logging.getLogger(__name__)
 
@@ -165,11 +166,9 @@ def build_engine(
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise RuntimeError(f"TensorRT failed to build an engine for {onnx_path}")
-    engine_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=engine_path.parent, suffix=".tmp")
-    with os.fdopen(fd, "wb") as file:
+    # Complete or absent: the cache never holds a partial engine.
+    with atomic_write(engine_path, "wb") as file:
         file.write(serialized)
-    os.replace(tmp, engine_path)  # complete or absent: the cache never holds a partial engine
     return engine_path
 
 

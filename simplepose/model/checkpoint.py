@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from simplepose._files import atomic_write
 from simplepose._version import __version__
 from simplepose.config import ModelConfig
 from simplepose.errors import CheckpointError, WeightsNotFoundError
@@ -203,13 +203,6 @@ def save_checkpoint(model: IMHN, path: str | os.PathLike[str], **extra: Any) -> 
         The path written.
     """
     path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            torch.save(checkpoint_dict(model, **extra), file)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "wb") as file:
+        torch.save(checkpoint_dict(model, **extra), file)
     return path

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from simplepose._files import atomic_write
 from simplepose.config import ModelConfig
 from simplepose.errors import (
     CheckpointError,
@@ -329,16 +330,9 @@ def _read_record(record: Path) -> str | None:
 
 
 def _write_record(path: Path, digest: str) -> None:
-    record = _record_path(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=record.name + ".", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w") as file:
-                file.write(f"{digest}  {path.name}\n")
-            os.replace(tmp, record)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(_record_path(path)) as file:
+            file.write(f"{digest}  {path.name}\n")
     except OSError as error:  # a read-only cache still works, only unrecorded
         _logger.warning("could not record the SHA-256 of %s: %s", path, error)
 
