@@ -237,6 +237,9 @@ class PipelineConfig(_Serializable):
             live source keeps latency bounded by dropping the oldest frame when the first
             queue is full; later stages block (backpressure).
         max_frames: stop after this many frames (``None``: until the source ends).
+        batch: frames per network call for file and folder sources (throughput; results
+            stay in frame order); live sources always run batch 1 and keep dropping stale
+            frames. Needs ``threaded`` and an estimator with ``infer_batch``.
         track: give people stable IDs across frames.
         track_min_similarity: lowest OKS-style similarity that continues a track.
         track_max_age: frames a track survives unseen (short occlusions keep the ID).
@@ -253,6 +256,7 @@ class PipelineConfig(_Serializable):
     threaded: bool = True
     queue_size: int = 2
     max_frames: int | None = None
+    batch: int = 1
     track: bool = True
     track_min_similarity: float = 0.2
     track_max_age: int = 15
@@ -276,6 +280,10 @@ class PipelineConfig(_Serializable):
             raise ValueError(
                 f"PipelineConfig.max_frames must be None or an int >= 1, got {self.max_frames!r}"
             )
+        if not isinstance(self.batch, int) or self.batch < 1:
+            raise ValueError(f"PipelineConfig.batch must be an int >= 1, got {self.batch!r}")
+        if self.batch > 1 and not self.threaded:
+            raise ValueError("PipelineConfig.batch > 1 needs the threaded pipeline")
         if not isinstance(self.track_max_age, int) or self.track_max_age < 0:
             raise ValueError(
                 f"PipelineConfig.track_max_age must be an int >= 0, got {self.track_max_age!r}"

@@ -24,6 +24,11 @@ class InputError(UserError, ValueError):
     """An input (image, video, URL, argument) cannot be used."""
 
 
+class BackendUnavailableError(UserError, ImportError):
+    """A backend, ONNX Runtime provider or device cannot run here (a package or the GPU is
+    missing); the message names what to install or which option to use instead."""
+
+
 class WeightsDownloadError(UserError, OSError):
     """Named weights could not be downloaded (offline, server error, incomplete or wrong file).
 

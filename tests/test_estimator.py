@@ -14,8 +14,8 @@ from conftest import trained_like
 from simplepose import skeleton
 from simplepose.config import DecodeConfig, InferenceConfig
 from simplepose.errors import InputError, WeightsNotFoundError
+from simplepose.formats import FLOAT_NCHW
 from simplepose.inference import PoseEstimator, read_image
-from simplepose.inference.backends import FLOAT_NCHW
 from simplepose.inference.estimator import resample_heatmaps
 from simplepose.inference.preprocess import letterbox
 from simplepose.model import build_model, save_checkpoint

@@ -125,10 +125,62 @@ def test_long_absence_gets_new_id_and_ids_are_never_reused() -> None:
 def test_short_absence_within_max_age_keeps_id() -> None:
     tracker = Tracker(max_age=3)
     first = tracker.update(_poses([_person(100, 300)]), 0)
-    tracker.update(_poses([]), 1)
-    tracker.update(_poses([]), 2)
-    tracker.update(_poses([]), 3)
-    assert tracker.update(_poses([_person(101, 300)]), 4).tolist() == first.tolist()
+    assert tracker.update(_poses([_person(100, 300)]), 1).tolist() == first.tolist()
+    for t in (2, 3, 4):  # absent for max_age frames
+        tracker.update(_poses([]), t)
+    assert tracker.update(_poses([_person(101, 300)]), 5).tolist() == first.tolist()
+
+
+def test_a_track_seen_once_lives_only_tentative_max_age_frames() -> None:
+    """Spurious one-frame detections must not pile up as tracks for max_age frames."""
+    tracker = Tracker(max_age=10, tentative_max_age=1)
+    first = tracker.update(_poses([_person(100, 300)]), 0)
+    tracker.update(_poses([]), 1)  # one frame missed: still matchable at frame 2
+    assert tracker.update(_poses([_person(100, 300)]), 2).tolist() == first.tolist()
+    tracker.update(_poses([_person(500, 300)]), 3)  # a confirmed track and a new one
+    for t in (4, 5):
+        tracker.update(_poses([]), t)
+    assert tracker.num_tracks == 2
+    tracker.update(_poses([]), 6)  # the tentative one is gone, the confirmed one kept
+    assert tracker.num_tracks == 1 and tracker.track_ids.tolist() == first.tolist()
+    with pytest.raises(ValueError, match="tentative_max_age"):
+        Tracker(tentative_max_age=-1)
+
+
+def test_pruned_matching_equals_scoring_every_pair(monkeypatch) -> None:
+    """``candidate_pairs`` only skips pairs that cannot reach min_similarity: IDs over a
+    crowd with spurious poses are the same as when every track-pose pair is scored."""
+    from simplepose.pipeline import tracking
+
+    rng = np.random.default_rng(0)
+    people = [(x, y) for x in range(60, 1900, 75) for y in (300, 700, 1000)]  # 75 people
+
+    def frame(t: int) -> Poses:
+        walkers = [_person(x + 3 * t, y, 0.6) for x, y in people]
+        noise = [_person(*rng.uniform(0, 1900, 2), 0.5) for _ in range(20)]
+        for pose in noise:
+            pose[:, :2] += rng.normal(0, 30, (17, 2))
+        return _poses(walkers + noise)
+
+    frames = [frame(t) for t in range(12)]
+    tracker = Tracker()
+    pruned = [tracker.update(f, t) for t, f in enumerate(frames)]
+    # The pruning did skip most pairs here (otherwise this test would prove nothing).
+    boxes = tracking._boxes(tracker.predicted(12))
+    areas = tracking._oks_areas(boxes, tracker.min_area)
+    kept = tracking.candidate_pairs(boxes, tracking._boxes(frames[0].keypoints.astype(float)),
+                                    areas, tracker.min_similarity)[0].size  # fmt: skip
+    assert kept < 0.2 * tracker.num_tracks * len(frames[0])
+
+    def every_pair(reference_boxes, candidate_boxes, areas, min_similarity):
+        return tuple(a.ravel() for a in np.indices((len(reference_boxes), len(candidate_boxes))))
+
+    monkeypatch.setattr(tracking, "candidate_pairs", every_pair)
+    tracker = Tracker()
+    dense = [tracker.update(f, t) for t, f in enumerate(frames)]
+    for a, b in zip(pruned, dense):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(pruned[-1][: len(people)], pruned[0][: len(people)])
 
 
 def test_update_validates() -> None:

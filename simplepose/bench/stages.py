@@ -22,7 +22,8 @@ import numpy.typing as npt
 from simplepose.bench.synthetic import WalkingPeople, crowd_heatmaps, template_pool
 from simplepose.bench.timing import summarize, time_call
 from simplepose.config import DecodeConfig, InferenceConfig, PipelineConfig
-from simplepose.inference.backends import FLOAT_NCHW, Backend
+from simplepose.formats import FLOAT_NCHW
+from simplepose.inference.backends import Backend
 from simplepose.inference.preprocess import letterbox, to_network_input
 from simplepose.types import Frame, FrameResult, Poses
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from simplepose.config import InferenceConfig
@@ -42,7 +43,8 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, flip_default: bool =
         "--backend",
         choices=("auto", "torch", "onnxruntime", "tensorrt"),
         default="auto",
-        help="auto: TensorRT, else ONNX Runtime (CUDA, else CPU)",
+        help="auto: the GPU whenever one can be used (TensorRT, else torch on CUDA for a "
+        "checkpoint, ONNX Runtime CUDA for .onnx), else ONNX Runtime on the CPU",
     )
     group.add_argument(
         "--input-size", type=int, default=512, help="--resize-side in network pixels at scale 1"
@@ -66,7 +68,21 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, flip_default: bool =
         help="comma-separated input scales, or 'authors' (0.5,1,1.5,2,3)",
     )
     group.add_argument("--threads", type=int, default=None, help="CPU threads for inference")
-    group.add_argument("--device", default=None, help="torch device for --backend torch")
+    group.add_argument(
+        "--device", default=None, help="torch device for --backend torch (cpu, cuda, cuda:N)"
+    )
+    group.add_argument(
+        "--precision",
+        choices=("fp32", "fp16", "bf16"),
+        default=None,
+        help="torch backend arithmetic (default: fp16 on CUDA, fp32 on CPU)",
+    )
+    group.add_argument(
+        "--cuda-graphs",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="torch backend on CUDA: replay the network from CUDA graphs",
+    )
     group.add_argument(
         "--providers",
         default=None,
@@ -89,15 +105,20 @@ def build_estimator(args: argparse.Namespace, **decode_overrides: Any) -> Any:
         )
     except ValueError as error:
         raise InputError(str(error)) from error
-    options: dict[str, Any] = {"threads": args.threads}
+    options: dict[str, Any] = {"threads": args.threads, "cuda_graphs": args.cuda_graphs}
     if args.device:
         options["device"] = args.device
+    if args.precision:
+        options["precision"] = args.precision
     if args.providers:
         options["providers"] = args.providers.split(",")
-    return PoseEstimator(
+    estimator = PoseEstimator(
         args.weights,
         backend=args.backend,
         config=config,
         decode=DecodeConfig(**decode_overrides),
         **options,
     )
+    # Which backend, device and precision 'auto' chose, before any frame: one line.
+    print(estimator.describe(), file=sys.stderr)  # noqa: T201
+    return estimator

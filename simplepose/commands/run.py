@@ -62,6 +62,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="frames buffered between two stages",
     )  # fmt: skip
     processing.add_argument(
+        "--batch", type=int, default=1, metavar="N",
+        help="frames per network call for files and folders (throughput); live sources use 1",
+    )  # fmt: skip
+    processing.add_argument(
         "--sequential", action="store_true", help="run the stages one after another (no threads)"
     )
     processing.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -77,6 +81,7 @@ def _pipeline_config(args: argparse.Namespace) -> PipelineConfig:
             threaded=not args.sequential,
             queue_size=args.queue_size,
             max_frames=args.max_frames,
+            batch=args.batch,
             track=not args.no_track,
             smooth=args.smooth,
         )

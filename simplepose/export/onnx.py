@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from simplepose import skeleton
 from simplepose._version import __version__
 from simplepose.config import ModelConfig
-from simplepose.inference.backends import FLOAT_NCHW, UINT8_NHWC
+from simplepose.formats import FLOAT_NCHW, UINT8_NHWC
 from simplepose.model.imhn import IMHN
 
 _logger = logging.getLogger(__name__)

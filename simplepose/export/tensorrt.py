@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from simplepose._files import atomic_write
+from simplepose.errors import BackendUnavailableError
+from simplepose.formats import FLOAT_NCHW, UINT8_NHWC, cache_dir
 
 _logger = logging.getLogger(__name__)
 
@@ -28,9 +30,9 @@ def import_tensorrt() -> Any:
     try:
         import tensorrt
     except ImportError as error:
-        raise ImportError(
+        raise BackendUnavailableError(
             "the TensorRT backend needs NVIDIA TensorRT and a CUDA GPU: "
-            "pip install 'simplepose[gpu]' (tensorrt>=10)"
+            "pip install 'simplepose[gpu]' (tensorrt>=10), or use --backend onnxruntime or torch"
         ) from error
     return tensorrt
 
@@ -98,8 +100,6 @@ def engine_cache_key(
 
 def default_engine_dir() -> Path:
     """``cache_dir() / "engines"`` (``$SIMPLEPOSE_CACHE`` or ``~/.cache/simplepose``)."""
-    from simplepose.inference.backends import cache_dir
-
     return cache_dir() / "engines"
 
 
@@ -132,7 +132,9 @@ def build_engine(
     import torch
 
     if not torch.cuda.is_available():
-        raise ImportError("building a TensorRT engine needs a CUDA GPU; none is available")
+        raise BackendUnavailableError(
+            "building a TensorRT engine needs a CUDA GPU; none is available"
+        )
     from simplepose.export.onnx import read_metadata
 
     onnx_path = Path(onnx_path)
@@ -188,13 +190,13 @@ class TensorRTBackend:
         trt = import_tensorrt()
         import torch
 
-        from simplepose.inference.backends import FLOAT_NCHW, UINT8_NHWC
-
         if not torch.cuda.is_available():
-            raise ImportError("the TensorRT backend needs a CUDA GPU; none is available")
+            raise BackendUnavailableError(
+                "the TensorRT backend needs a CUDA GPU; none is available"
+            )
         self._torch = torch
         self.device = torch.device("cuda", device)
-        path = Path(engine_path)
+        path = self.path = Path(engine_path)
         if not path.is_file():
             raise FileNotFoundError(f"TensorRT engine {path} does not exist")
         self._logger = trt.Logger(trt.Logger.WARNING)
@@ -219,6 +221,14 @@ class TensorRTBackend:
             trt.DataType.HALF: torch.float16,
         }[self.engine.get_tensor_dtype(self.output_name)]
         self._stream = torch.cuda.Stream(device=self.device)
+
+    def describe(self) -> str:
+        """``backend tensorrt, device cuda:0 (GPU name), precision as built, ...``."""
+        name = self._torch.cuda.get_device_name(self.device)
+        return (
+            f"backend tensorrt, device {self.device} ({name}), precision as built into "
+            f"{self.path.name}, CUDA graphs off (one engine launch)"
+        )
 
     def infer(self, batch: Any) -> Any:
         import numpy as np

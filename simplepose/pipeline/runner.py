@@ -70,6 +70,11 @@ class Estimator(Protocol):
         ...
 
 
+def _has_infer_batch(estimator: Any) -> bool:
+    """Whether ``estimator`` also has ``infer_batch(images) -> list`` (``--batch N``)."""
+    return callable(getattr(estimator, "infer_batch", None))
+
+
 class PipelineError(RuntimeError):
     """A pipeline stage failed; ``stage`` names it and ``__cause__`` is the original error.
 
@@ -284,6 +289,14 @@ class Pipeline:
             render = any(sink.needs_rendered for sink in self.sinks)
         self.renderer = (renderer or Renderer(config.draw_min_score)) if render else None
         self.source = source if isinstance(source, Source) else open_source(source)
+        # Batches only for sources that never drop a frame: a live source's newest frame
+        # must not wait for the next ones.
+        self.batch = 1 if self.source.live else config.batch
+        if self.batch > 1 and not _has_infer_batch(estimator):
+            raise TypeError(
+                f"batch {config.batch} needs an estimator with infer_batch(images), got "
+                f"{type(estimator).__name__}"
+            )
         self.stats = PipelineStats()
         self._stop = threading.Event()
         self._error_lock = threading.Lock()
@@ -496,13 +509,48 @@ class Pipeline:
         except BaseException as error:
             self._fail(name, error)
 
+    def _batched_infer_loop(self, source: queue.Queue[Any], out: queue.Queue[Any]) -> None:
+        """The infer stage with ``batch`` frames per ``estimator.infer_batch`` call.
+
+        Takes up to ``batch`` frames (fewer at the end of the source), runs them together and
+        passes them on in order; each frame is charged an equal share of the call's time.
+        """
+        estimator: Any = self.estimator
+        try:
+            ended = False
+            while not ended:
+                items: list[_Item] = []
+                while len(items) < self.batch:
+                    item = self._get(source)
+                    if item is _END:
+                        ended = True
+                        break
+                    items.append(item)
+                if not items:
+                    break
+                start = time.perf_counter()
+                inferred = estimator.infer_batch([item.frame.image for item in items])
+                share = (time.perf_counter() - start) / len(items)
+                for item, result in zip(items, inferred):
+                    item.inferred = result
+                    item.timings["infer"] = share
+                    self.stats.record("infer", share)
+                    self._put(out, item)
+            self._put(out, _END)
+        except _Stopped:
+            return
+        except BaseException as error:
+            self._fail("infer", error)
+
     def _raise_error(self) -> None:
         if self._error is not None:
             stage, error = self._error
             raise PipelineError(stage, error) from error
 
     def _threaded(self) -> Iterator[FrameResult]:
-        size = self.config.queue_size
+        # With batches, room for a whole batch lets decoding and the later stages run
+        # while the network works on the next batch.
+        size = max(self.config.queue_size, self.batch)
         stages = self._stages()
         queues: list[queue.Queue[Any]] = [queue.Queue(maxsize=size) for _ in range(len(stages) + 1)]
         self._threads = [
@@ -512,10 +560,13 @@ class Pipeline:
             )
         ]  # fmt: skip
         for i, (name, function) in enumerate(stages):
+            batched = name == "infer" and self.batch > 1
             self._threads.append(
                 threading.Thread(
-                    target=self._stage_loop,
-                    args=(name, function, queues[i], queues[i + 1]),
+                    target=self._batched_infer_loop if batched else self._stage_loop,
+                    args=(queues[i], queues[i + 1])
+                    if batched
+                    else (name, function, queues[i], queues[i + 1]),
                     name=f"simplepose-{name}",
                     daemon=True,
                 )
