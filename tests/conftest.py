@@ -18,6 +18,10 @@ import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+# Deterministic cuBLAS for the exact-resume tests on CUDA: torch reads this variable once, at
+# its first cuBLAS call in the process, so it is set before any test runs.
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
 
 def _shared_dir() -> Path:
     return Path(os.environ.get("SIMPLEPOSE_TEST_DATA", REPO_ROOT.parent / "shared")).resolve()

@@ -1,4 +1,8 @@
-"""The training loop on CPU: it learns, checkpoints, resumes exactly, skips bad batches."""
+"""The training loop: it learns, checkpoints, resumes exactly, skips bad batches.
+
+Tests that compare with weights built on the CPU pin ``device="cpu"`` on purpose (a CUDA
+machine would otherwise train on the GPU); the ``gpu`` tests do the same on CUDA.
+"""
 
 from __future__ import annotations
 
@@ -66,6 +70,7 @@ def test_a_few_steps_on_real_images_lower_the_loss(tmp_path, coco_people):
         model_config=NANO,
         augment=AugmentConfig.off(),
         image_ids=FEW_IMAGES[:2],  # one batch of 2, seen every step
+        device="cpu",
     )
     losses = [r["loss"] for r in result.history]
     assert len(losses) == 5 and result.step == 5 and result.skipped == 0
@@ -82,11 +87,76 @@ def test_a_few_steps_on_real_images_lower_the_loss(tmp_path, coco_people):
         assert torch.equal(value, result.model.state_dict()[key])
 
 
-def test_resume_gives_the_same_weights(tmp_path, coco_people):
-    """Stop after 1 step (mid-epoch), resume to 3 (crossing an epoch): same as 3 at once."""
+@pytest.mark.parametrize(
+    "device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)], ids=["cpu", "cuda"]
+)
+def test_fp16_loss_scaling_learns_from_the_first_step(tmp_path, coco_people, device):
+    """fp16 autocast with a GradScaler: at torch's default first scale (2**16) this loss
+    overflowed for 6 steps (nothing learned in 5: the flat loss seen on CUDA); now no step
+    is skipped and the loss falls at once. fp16 autocast also runs on the CPU."""
     ann, images = coco_people
-    kwargs = dict(model_config=NANO, image_ids=FEW_IMAGES, loss=LossConfig(kind="focal_paper"))
-    config = _cfg(optimizer="sgd", lr=1e-2, warmup_epochs=1.0, lr_step_epochs=1, lr_gamma=0.5)
+    result = train(
+        _cfg(max_steps=4, crop_size=128, amp="fp16"),
+        ann,
+        images,
+        tmp_path,
+        model_config=NANO,
+        augment=AugmentConfig.off(),
+        image_ids=FEW_IMAGES[:2],
+        device=device,
+    )
+    losses = [r["loss"] for r in result.history]
+    assert result.scaler_skips == 0 and not any(r["scaler_skipped"] for r in result.history)
+    assert all(b < a for a, b in zip(losses, losses[1:])), losses
+    assert losses[-1] < 0.8 * losses[0], losses
+    assert [r["scaler_skips"] for r in result.history] == [0] * 4
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("amp", ["auto", "fp16", "off"])
+def test_a_few_steps_on_cuda_lower_the_loss(tmp_path, coco_people, amp):
+    """The path real training takes: CUDA with mixed precision (auto: bf16 where the GPU has
+    it, else fp16 with loss scaling)."""
+    ann, images = coco_people
+    result = train(
+        _cfg(max_steps=5, crop_size=128, amp=amp),
+        ann,
+        images,
+        tmp_path,
+        model_config=NANO,
+        augment=AugmentConfig.off(),
+        image_ids=FEW_IMAGES[:2],
+        device="cuda",
+    )
+    losses = [r["loss"] for r in result.history]
+    assert result.skipped == 0 and result.scaler_skips == 0
+    assert losses[-1] < 0.8 * losses[0], losses
+    assert next(result.model.parameters()).device.type == "cuda"
+
+
+@pytest.mark.parametrize(
+    "device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)], ids=["cpu", "cuda"]
+)
+def test_resume_gives_the_same_weights(tmp_path, coco_people, device):
+    """Stop after 1 step (mid-epoch), resume to 3 (crossing an epoch): same as 3 at once.
+
+    On CUDA bit-exactness needs deterministic kernels (``deterministic=True``: no cuDNN
+    autotuning, deterministic cuBLAS); mixed precision stays on (bf16 / fp16 + scaler)."""
+    ann, images = coco_people
+    kwargs = dict(
+        model_config=NANO,
+        image_ids=FEW_IMAGES,
+        loss=LossConfig(kind="focal_paper"),
+        device=device,
+    )
+    config = _cfg(
+        optimizer="sgd",
+        lr=1e-2,
+        warmup_epochs=1.0,
+        lr_step_epochs=1,
+        lr_gamma=0.5,
+        deterministic=device == "cuda",
+    )
     whole = train(
         TrainConfig(**{**config.to_dict(), "max_steps": 3}), ann, images, tmp_path / "a", **kwargs
     )
@@ -104,13 +174,14 @@ def test_resume_gives_the_same_weights(tmp_path, coco_people):
     )
     assert resumed.step == 3 and resumed.epoch == 1  # 2 steps per epoch
     expected, got = whole.model.state_dict(), resumed.model.state_dict()
-    initial = build_model(NANO).state_dict()
+    initial = {k: v.to(device) for k, v in build_model(NANO).state_dict().items()}
     changed = 0
     for key in expected:
         assert torch.equal(expected[key], got[key]), key
         changed += not torch.equal(expected[key], initial[key])
     assert changed > 10
     assert [r["loss"] for r in whole.history][1:] == [r["loss"] for r in resumed.history]
+    assert not torch.are_deterministic_algorithms_enabled()  # restored for the caller
 
 
 def test_bad_loss_batches_are_skipped(tmp_path, coco_people):
@@ -124,6 +195,7 @@ def test_bad_loss_batches_are_skipped(tmp_path, coco_people):
         tmp_path,
         model_config=NANO,
         image_ids=FEW_IMAGES,
+        device="cpu",
     )
     assert result.skipped == 2 and all(r["skipped"] for r in result.history)
     for key, value in result.model.state_dict().items():
@@ -143,6 +215,7 @@ def test_fine_tune_from_authors_format(tmp_path, coco_people):
         tmp_path / "out",
         weights=tmp_path / "authors.pth",
         image_ids=FEW_IMAGES,
+        device="cpu",
     )
     assert result.model.config == NANO
     # frozen BatchNorm keeps the running statistics of the loaded weights

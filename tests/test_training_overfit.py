@@ -20,8 +20,13 @@ import pytest
 IMAGE_IDS = {785, 30752, 84533, 368212}
 
 
-@pytest.mark.slow
-def test_overfit_a_few_images_reaches_ap_05(tmp_path, coco_people):
+@pytest.mark.parametrize(
+    "device",
+    [pytest.param("cpu", marks=pytest.mark.slow), pytest.param("cuda", marks=pytest.mark.gpu)],
+)
+def test_overfit_a_few_images_reaches_ap_05(tmp_path, coco_people, device):
+    """On the GPU the same run uses mixed precision (auto) and the torch backend's fp16 CUDA
+    path for the evaluation: it must reach the same AP bar."""
     ann, images = coco_people
     data = json.loads(ann.read_text())
     data["images"] = [i for i in data["images"] if i["id"] in IMAGE_IDS]
@@ -35,14 +40,15 @@ def test_overfit_a_few_images_reaches_ap_05(tmp_path, coco_people):
         "--output", str(tmp_path / "run"), "--crop-size", "256", "--batch-size", "4",
         "--epochs", "200", "--no-augment", "--optimizer", "adamw", "--lr", "2e-3",
         "--weight-decay", "0", "--warmup-epochs", "5", "--lr-step-epochs", "0",
-        "--workers", "0", "--checkpoint-every", "1000", "--threads", "1",
+        "--workers", "0", "--checkpoint-every", "1000", "--threads", "1", "--device", device,
     ]  # fmt: skip
     done = subprocess.run(base + train, capture_output=True, text=True, timeout=1800, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     results = tmp_path / "results.json"
     evaluate = [
         "eval", "--weights", str(tmp_path / "run" / "last.pth"), "--coco-ann", str(subset),
-        "--images", str(images), "--backend", "torch", "--no-flip", "--input-size", "256",
+        "--images", str(images), "--backend", "torch", "--device", device, "--no-flip",
+        "--input-size", "256",
         "--resize-side", "long", "--threads", "1", "--no-progress", "--json", str(results),
     ]  # fmt: skip
     done = subprocess.run(base + evaluate, capture_output=True, text=True, timeout=600, env=env)

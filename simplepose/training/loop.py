@@ -94,6 +94,8 @@ class TrainResult:
         epoch: epochs completed.
         checkpoint: the last checkpoint written (rank 0), else ``None``.
         skipped: batches skipped for a bad loss in this run.
+        scaler_skips: fp16 steps the gradient scaler skipped in this run (non-finite
+            gradients; the scaler then halves its scale).
         history: the log records of this run (dicts, as written to ``log.jsonl``).
     """
 
@@ -102,6 +104,7 @@ class TrainResult:
     epoch: int
     checkpoint: Path | None
     skipped: int = 0
+    scaler_skips: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -142,9 +145,22 @@ def _set_train_mode(model: nn.Module, freeze_bn: bool) -> None:
 
 
 def _resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype: ``auto`` is bf16 on GPUs that have it (no loss scaling needed: bf16
+    has float32's range), fp16 on older GPUs, and float32 (``None``) on the CPU."""
     if mode == "auto":
-        return torch.float16 if device.type == "cuda" else None
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return {"off": None, "fp16": torch.float16, "bf16": torch.bfloat16}[mode]
+
+
+#: First loss scale of fp16 training. PyTorch's default (2**16) overflows the fp16 gradients
+#: of this loss, which is summed (not averaged) over pixels with weights up to 6.4 x 3: with
+#: fp16 autocast (``python -m benchmarks.bench_amp``: nano, 128 crop, 2 real images) the
+#: scales 2**16 .. 2**11 all overflowed, so the first 6 steps were skipped (a 5-step run
+#: learned nothing: the flat loss seen on CUDA), and the scaler settled at 2**10. Starting
+#: one halving below that skips nothing and leaves the scaler free to grow.
+INITIAL_LOSS_SCALE = 2.0**9
 
 
 class _Logger:
@@ -248,6 +264,8 @@ def train(
         InputError, CheckpointError: bad data, too few samples, unusable checkpoints.
     """
     info = init_distributed(device)
+    # Deterministic mode is process-wide state in torch: restore it for the caller.
+    deterministic = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
     try:
         return _train(
             config,
@@ -266,6 +284,8 @@ def train(
             progress=progress,
         )
     finally:
+        torch.use_deterministic_algorithms(deterministic[0])
+        torch.backends.cudnn.benchmark = deterministic[1]
         cleanup()
 
 
@@ -288,6 +308,10 @@ def _train(
 ) -> TrainResult:
     device = info.device
     if config.deterministic:
+        if device.type == "cuda":
+            # cuBLAS is deterministic only with a fixed workspace; torch reads this variable
+            # at its first cuBLAS call, so it must be set before (the tests set it early).
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
     torch.manual_seed(config.seed)  # same initial weights on every rank
@@ -347,7 +371,9 @@ def _train(
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     amp_dtype = _resolve_amp(config.amp, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    scaler = torch.amp.GradScaler(
+        device.type, init_scale=INITIAL_LOSS_SCALE, enabled=amp_dtype == torch.float16
+    )
 
     step = 0
     if resume_state is not None:
@@ -443,6 +469,10 @@ def _train(
                     warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler")
                     scheduler.step()
                 step += 1
+                if record["scaler_skipped"]:
+                    result.scaler_skips += 1
+                    if progress and info.is_main:
+                        batches.set_postfix(scaler_skips=result.scaler_skips, refresh=False)
                 if record["skipped"]:
                     result.skipped += 1
                     _logger.warning(
@@ -453,6 +483,7 @@ def _train(
                     )
                 if step % config.log_every == 0 or record["skipped"] or step == total_steps:
                     record.update(
+                        scaler_skips=result.scaler_skips,
                         step=step,
                         epoch=epoch,
                         lr=lr,
@@ -477,6 +508,8 @@ def _train(
                     _set_train_mode(train_model, config.freeze_bn)
     finally:
         log.close()
+    if result.scaler_skips and info.is_main:
+        _logger.info("the fp16 gradient scaler skipped %d steps", result.scaler_skips)
     return result
 
 
@@ -517,6 +550,7 @@ def _train_step(
     skipped = bool(stats[0].item() > 0)
     optimizer.zero_grad(set_to_none=True)
     grad_norm = None
+    scaler_skipped = False
     if skipped:
         with torch.no_grad():
             for buffer, saved in buffers:
@@ -526,9 +560,16 @@ def _train_step(
         if config.grad_clip is not None:
             scaler.unscale_(optimizer)
             grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip))
+        scale = scaler.get_scale() if scaler.is_enabled() else 0.0
         scaler.step(optimizer)
         scaler.update()
-    record: dict[str, Any] = {"loss": float(stats[1].item()), "skipped": skipped}
+        # The scaler skips the optimiser step, and halves its scale, on non-finite grads.
+        scaler_skipped = scaler.is_enabled() and scaler.get_scale() < scale
+    record: dict[str, Any] = {
+        "loss": float(stats[1].item()),
+        "skipped": skipped,
+        "scaler_skipped": scaler_skipped,
+    }
     if grad_norm is not None:
         record["grad_norm"] = grad_norm
     if not skipped:
