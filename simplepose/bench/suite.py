@@ -18,6 +18,7 @@ from simplepose.bench import stages
 from simplepose.bench.synthetic import WalkingPeople, write_walking_video
 from simplepose.bench.timing import environment
 from simplepose.errors import InputError
+from simplepose.inference.backends import describe_backend
 
 _logger = logging.getLogger(__name__)
 
@@ -141,6 +142,7 @@ def _make_backends(
             log(f"  skipped {name}: {skipped[name]}")
             continue
         setup_s[name] = time.perf_counter() - start
+        log(f"  {describe_backend(built[name])}")
     if not built:
         reasons = "; ".join(f"{name}: {reason}" for name, reason in skipped.items())
         raise InputError(f"no backend can run these weights ({reasons})")
@@ -224,7 +226,11 @@ def _measure_all(
         names = [name for name in BACKEND_ORDER if name in names]
         backends, setup_s, skipped = _make_backends(network, names, settings.threads, log)
         report["backends"] = {
-            name: {"label": _backend_label(backend), "setup_s": setup_s[name]}
+            name: {
+                "label": _backend_label(backend),
+                "describe": describe_backend(backend),
+                "setup_s": setup_s[name],
+            }
             for name, backend in backends.items()
         }
         report["backends_skipped"] = skipped

@@ -18,6 +18,7 @@ merged heatmaps, with one synchronisation.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import threading
@@ -152,6 +153,8 @@ class TorchBackend:
         precision: ``"fp32"``, ``"fp16"`` or ``"bf16"``; default fp16 on CUDA, fp32 on CPU.
         cuda_graphs: replay the device path from CUDA graphs (CUDA only).
         max_graphs: graphs kept at most (one per input shape).
+        copy_model: convert a copy when the device or precision differs, leaving the
+            caller's model as it was (``False``: convert ``model`` in place, saving memory).
 
     Raises:
         InputError, BackendUnavailableError: see ``resolve_torch_device``; an unknown
@@ -169,7 +172,8 @@ class TorchBackend:
         *,
         precision: str | None = None,
         cuda_graphs: bool = True,
-        max_graphs: int = 4,
+        max_graphs: int = 8,
+        copy_model: bool = True,
     ) -> None:
         import torch
 
@@ -188,6 +192,17 @@ class TorchBackend:
         self.dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[
             precision
         ]
+        first = next(model.parameters(), None)
+        if (
+            copy_model
+            and first is not None
+            and (first.device, first.dtype)
+            != (
+                self.device,
+                self.dtype,
+            )
+        ):
+            model = copy.deepcopy(model)  # Module.to converts in place
         model = model.eval().to(self.device, self.dtype)
         if cuda:
             torch.backends.cudnn.benchmark = True  # fixed shapes: autotune once per shape

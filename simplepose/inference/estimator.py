@@ -36,6 +36,7 @@ from simplepose.inference.backends import (
     describe_backend,
     ort_cuda_available,
     ort_providers,
+    resolve_providers,
     torch_cuda_available,
 )
 from simplepose.inference.preprocess import (
@@ -229,12 +230,20 @@ def make_backend(
             import torch
 
             torch.set_num_threads(threads)
-        return TorchBackend(network(), device=device, precision=precision, cuda_graphs=cuda_graphs)
+        return TorchBackend(
+            network(),
+            device=device,
+            precision=precision,
+            cuda_graphs=cuda_graphs,
+            copy_model=model is not None,  # a model loaded here is ours to convert
+        )
     if backend == "onnxruntime":
         if kind == "engine":
             raise InputError(
                 f"ONNX Runtime cannot run a TensorRT engine ({path}); use --backend tensorrt"
             )
+        # Check the providers before a first use's export, which takes a while.
+        resolve_providers(providers, ort_providers())
         onnx_path = path if kind == "onnx" else exported_onnx(network(), path, exporter=exporter)
         return OnnxRuntimeBackend(onnx_path, providers=providers, threads=threads)  # type: ignore[arg-type]
     # tensorrt
@@ -397,6 +406,17 @@ class PoseEstimator:
             mirrored = heatmaps[n:][:, _FLIP_CHANNELS, :, ::-1]
             heatmaps = (heatmaps[:n] + mirrored) * np.float32(0.5)
         return heatmaps
+
+    def heatmaps(self, padded: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        """``network_heatmaps`` brought back to the host: float32 numpy (N, 50, H/4, W/4).
+
+        The network step of one frame as the pipeline runs it (upload, network, flip merge,
+        download); ``simplepose bench`` times this.
+        """
+        heatmaps = self.network_heatmaps(padded)
+        if isinstance(self.backend, DevicePath):
+            return self.backend.to_host([heatmaps])[0]
+        return np.asarray(heatmaps, np.float32)
 
     def infer_batch(self, images: list[npt.NDArray[Any]]) -> list[Inferred]:
         """The ``infer`` stage for several images; same-size inputs share a backend call.
