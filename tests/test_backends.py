@@ -292,3 +292,105 @@ def test_run_prints_what_auto_chose(tmp_path, data_dir, nano_checkpoint):
     expected = "backend torch, device cuda" if CUDA else "backend torch, device cpu"
     assert expected in done.stderr.splitlines()[0]
     assert ("CUDA graphs on" if CUDA else "CUDA graphs off") in done.stderr.splitlines()[0]
+
+
+# -- CUDA (skipped without a GPU) ------------------------------------------------------------
+
+
+def _padded(photo: np.ndarray, size: int = 256, count: int = 1) -> np.ndarray:
+    padded, _ = letterbox(photo, InferenceConfig(input_size=size))
+    return np.stack([padded] * count)
+
+
+def _close(a: np.ndarray, b: np.ndarray, relative: float) -> None:
+    """fp16 tolerance: the largest difference against the heatmaps' own range."""
+    scale = float(np.abs(b).max())
+    assert float(np.abs(a - b).max()) <= relative * scale + 1e-3, (np.abs(a - b).max(), scale)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("flip", [False, True])
+def test_cuda_graph_replay_equals_eager(nano, photo, flip):
+    graphs = TorchBackend(nano, device="cuda")
+    eager = TorchBackend(nano, device="cuda", cuda_graphs=False)
+    assert graphs.cuda_graphs and not eager.cuda_graphs
+    assert graphs.describe().endswith("precision fp16, CUDA graphs on")
+    padded = _padded(photo)
+    expected = eager.to_host([eager.device_heatmaps(padded, flip)])[0]
+    for _ in range(3):  # eager (first sight), capture + replay, replay
+        got = graphs.to_host([graphs.device_heatmaps(padded, flip)])[0]
+        _close(got, expected, 1e-3)
+    assert graphs.graph_stats == {"graphs": 1, "captures": 1, "replays": 2}
+    # A second shape gets its own graph; the first one stays.
+    for _ in range(2):
+        graphs.device_heatmaps(_padded(photo, 128), flip)
+    assert graphs.graph_stats["graphs"] == 2
+
+
+@pytest.mark.gpu
+def test_gpu_flip_merge_equals_the_numpy_merge(nano, photo):
+    """Same fp16 network: the merge on the GPU (channel permutation, mirror, average) against
+    NumPy's merge of the same backend's two outputs."""
+    backend = TorchBackend(nano, device="cuda")
+    padded = _padded(photo, count=2)
+    numpy_path = PoseEstimator(_PlainPath(backend), config=InferenceConfig(flip=True))
+    expected = numpy_path.network_heatmaps(padded)
+    for _ in range(3):
+        _close(backend.to_host([backend.device_heatmaps(padded, True)])[0], expected, 2e-3)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["fp16", "bf16", "fp32"])
+def test_cuda_estimator_matches_the_cpu(nano, photo, precision):
+    """The whole device path (upload, flip, network, merge, two scales resampled on the GPU,
+    one download) against float32 on the CPU, with the precision's tolerance."""
+    config = InferenceConfig(input_size=256, flip=True, scales=(1.0, 0.75))
+    cpu = PoseEstimator(TorchBackend(nano, device="cpu"), config=config)
+    cuda = PoseEstimator(TorchBackend(nano, device="cuda", precision=precision), config=config)
+    tolerance = {"fp16": 1e-2, "bf16": 5e-2, "fp32": 1e-3}[precision]
+    for _ in range(3):  # eager, capture, replay
+        a, b = cuda.infer(photo), cpu.infer(photo)
+        assert a.transform == b.transform
+        _close(a.heatmaps, b.heatmaps, tolerance)
+    # Batched images (one graph for batch 2) equal one at a time.
+    batched = cuda.infer_batch([photo, photo])
+    _close(batched[1].heatmaps, cuda.infer(photo).heatmaps, tolerance)
+
+
+@pytest.mark.gpu
+def test_failed_capture_falls_back_to_eager_with_one_warning(caplog):
+    from simplepose.inference.cuda_graphs import GraphCache
+
+    def needs_the_host(x: torch.Tensor) -> torch.Tensor:
+        return x * float(x.sum().item())  # a host synchronisation: not capturable
+
+    cache = GraphCache(needs_the_host)
+    x = torch.ones(4, device="cuda")
+    results = [cache(x) for _ in range(4)]
+    assert not cache.enabled and len(cache) == 0
+    assert all(torch.equal(r, x * 4) for r in results)
+    assert sum("CUDA graph capture failed" in r.message for r in caplog.records) == 1
+
+
+@pytest.mark.gpu
+def test_cli_run_on_cuda_end_to_end(tmp_path, data_dir, nano_checkpoint):
+    import av
+
+    out, tracks = tmp_path / "out.mp4", tmp_path / "tracks.jsonl"
+    done = _run("run", str(data_dir / "videos" / VIDEO), "--weights", str(nano_checkpoint),
+                "--flip", "--input-size", "256", "--batch", "4", "--max-frames", "30",
+                "--output", str(out), "--json", str(tracks), "--no-progress",
+                cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "backend torch, device cuda" in done.stderr and "CUDA graphs on" in done.stderr
+    assert len(tracks.read_text().splitlines()) == 30
+    with av.open(str(out)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 30
+
+
+@pytest.mark.skipif(CUDA, reason="this machine has CUDA: the check would run for minutes")
+def test_gpu_check_without_cuda_says_so_and_exits_0():
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_check.py"
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 0 and "no CUDA GPU here" in done.stdout

@@ -229,6 +229,16 @@ class TorchBackend:
         """Whether the device path replays CUDA graphs (off on CPU, or after a failure)."""
         return bool(self._graphs) and all(cache.enabled for cache in self._graphs.values())
 
+    @property
+    def graph_stats(self) -> dict[str, int]:
+        """CUDA graphs held, captured and replayed so far (zeros without graphs)."""
+        caches = self._graphs.values()
+        return {
+            "graphs": sum(len(cache) for cache in caches),
+            "captures": sum(cache.captures for cache in caches),
+            "replays": sum(cache.replays for cache in caches),
+        }
+
     def describe(self) -> str:
         """``backend torch, device cuda:0 (NVIDIA H200), precision fp16, CUDA graphs on``."""
         device = str(self.device)
