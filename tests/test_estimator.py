@@ -181,9 +181,17 @@ def test_torch_and_onnxruntime_give_the_same_poses_on_a_real_image(data_dir, tmp
     decode = DecodeConfig(min_mean_score=0.0, part_threshold=0.05)
     image = read_image(str(data_dir / "images" / "000000081988.jpg"))
     results = {}
-    for backend in ("torch", "onnxruntime"):
+    # Both fp32 on the CPU on purpose: on a CUDA machine the torch backend would run fp16
+    # (tests/test_backends.py compares CUDA with the CPU at fp16 tolerances).
+    for backend, options in (("torch", {"device": "cpu"}), ("onnxruntime", {})):
         estimator = PoseEstimator(
-            weights, backend=backend, input_size=256, decode=decode, exporter="torchscript"
+            weights,
+            backend=backend,
+            input_size=256,
+            decode=decode,
+            exporter="torchscript",
+            providers=None if options else ["cpu"],
+            **options,
         )
         assert estimator.backend.name == backend
         results[backend] = estimator(image)
@@ -195,7 +203,12 @@ def test_torch_and_onnxruntime_give_the_same_poses_on_a_real_image(data_dir, tmp
     assert list((tmp_path / "cache" / "onnx").glob("nano-*.onnx"))  # exported once, cached
     # batch() equals one call per image
     estimator = PoseEstimator(
-        weights, backend="onnxruntime", input_size=256, decode=decode, exporter="torchscript"
+        weights,
+        backend="onnxruntime",
+        input_size=256,
+        decode=decode,
+        exporter="torchscript",
+        providers=["cpu"],
     )
     batched = estimator.batch([image, image[:200]])
     np.testing.assert_allclose(batched[0].keypoints, b.keypoints, atol=1e-4)
