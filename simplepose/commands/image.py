@@ -169,11 +169,12 @@ def main(args: argparse.Namespace) -> int:
                 continue
             capped = capped or warn_if_capped(estimator.config, image.shape[:2], str(path))
             poses = estimator(image)
-            if args.output_dir:
-                _write_overlay(Path(args.output_dir) / name, image, poses)
-            results.extend(poses.to_coco(image_id))
-            people += len(poses)
-            done += 1
+            with deferred():  # an image counts as done with its overlay and its results
+                if args.output_dir:
+                    _write_overlay(Path(args.output_dir) / name, image, poses)
+                results.extend(poses.to_coco(image_id))
+                people += len(poses)
+                done += 1
             bar.update(1)
         finished = True
     finally:
