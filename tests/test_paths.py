@@ -115,3 +115,7 @@ def test_file_inputs_expands_folders_and_skips_what_is_missing(data_dir: Path) -
     images = data_dir / "images"
     found = file_inputs([images, None, data_dir / "missing.jpg", data_dir / "README.md"])
     assert sorted(found) == sorted([*images.iterdir(), data_dir / "README.md"])
+
+
+def test_special_files_are_fine_outputs(tmp_path: Path) -> None:
+    check_outputs([Output("--json", Path("/dev/null"))], [])

@@ -70,6 +70,10 @@ def _check_writable(output: Output, new_folders: set[str]) -> None:
     else:
         if path.is_dir():
             raise InputError(f"cannot write {option} {path}: it is a folder; give a file name")
+        if path.exists() and not path.is_file():  # /dev/null, a FIFO: written in place
+            if not os.access(path, os.W_OK):
+                raise InputError(f"cannot write {option} {path}: permission denied")
+            return
         in_new_folder = output.in_new_folder or os.path.realpath(path.parent) in new_folders
         folder = _nearest_existing(path.parent) if in_new_folder else path.parent
         if not folder.is_dir():

@@ -7,8 +7,8 @@ frame, so after an interruption everything processed so far is valid and readabl
 Lines hold whole lines, the CSV whole rows, the COCO json is a complete JSON array after
 every frame, and the video container is finalised by ``close()`` (which the pipeline calls
 on every exit path, Ctrl-C included). An MP4 / MOV video is written as fragmented MP4, so it
-stays playable even when the process is killed without a chance to finalise it (SIGKILL,
-power loss): see ``VideoFileSink``.
+stays playable even when the process is killed without a chance to finalise it (SIGKILL):
+see ``VideoFileSink``.
 """
 
 from __future__ import annotations
@@ -264,7 +264,7 @@ class VideoFileSink(Sink):
     """Video file written with PyAV: H.264 (libx264, yuv420p) if available, else MPEG-4.
 
     An ``.mp4`` / ``.mov`` file is fragmented MP4 (see ``container_options``): if the process
-    is killed before ``close()`` (SIGKILL, power loss), the file still plays up to the last
+    is killed before ``close()`` (SIGKILL), the file still plays up to the last
     complete fragment. Lost are the frames of the unfinished fragment (up to
     ``FRAGMENT_SECONDS``) and those still inside the encoder (libx264 holds back a few dozen
     frames for look-ahead and frame threads); every other frame written is there. Ctrl-C and
