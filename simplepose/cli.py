@@ -2,7 +2,8 @@
 
 Each subcommand lives in ``simplepose/commands/<name>.py`` and exposes
 ``add_parser(subparsers)`` and ``main(args) -> int``. This module only wires them together,
-turns user-caused errors into one clear line on stderr, and maps Ctrl-C to exit code 130.
+turns user-caused errors into one clear line on stderr, and maps Ctrl-C to exit code 130
+and SIGTERM to 143, after the command has finalised its outputs (see ``simplepose._signals``).
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
+import threading
 from collections.abc import Sequence
 
 from simplepose import __version__
+from simplepose._signals import StopSignals, Terminated, exit_code
 from simplepose.errors import UserError
 
 #: Subcommand modules under ``simplepose.commands``, in the order ``--help`` lists them.
@@ -53,15 +57,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.WARNING - 10 * min(args.verbose, 2),
         format="%(levelname)s %(name)s: %(message)s",
     )
+    # Installed for the error lines too, so a second Ctrl-C cannot interrupt them.
+    with StopSignals(prog=f"simplepose {args.command}") as signals:
+        code = _run(args)
+        if argv is None:  # the process ends next: a late signal must not change its exit code
+            signals.ignore_from_now()
+    if argv is None and _busy_threads():
+        _exit_now(code)
+    return code
+
+
+def _busy_threads() -> list[str]:
+    """Pipeline threads (named ``simplepose-*``) still running after the command ended."""
+    return [t.name for t in threading.enumerate() if t.name.startswith("simplepose-")]
+
+
+def _exit_now(code: int) -> None:
+    """End the process without the interpreter's teardown.
+
+    A worker thread still inside native code (a network call that outlived a stop) makes
+    that teardown abort the process ("terminate called without an active exception", exit
+    134) after the command succeeded or finalised its outputs. Every output is closed by
+    now, so only the standard streams and log handlers need flushing.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args))
     except (UserError, OSError) as error:
         # Errors the user can cause (bad paths, bad files): one line, no traceback.
         print(f"simplepose {args.command}: error: {error}", file=sys.stderr)  # noqa: T201
         return 2
-    except KeyboardInterrupt:
-        print(f"simplepose {args.command}: interrupted", file=sys.stderr)  # noqa: T201
-        return 130
+    except KeyboardInterrupt as error:
+        what = "terminated" if isinstance(error, Terminated) else "interrupted"
+        print(f"simplepose {args.command}: {what}", file=sys.stderr)  # noqa: T201
+        return exit_code(error)
 
 
 if __name__ == "__main__":

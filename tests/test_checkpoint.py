@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -179,3 +182,54 @@ def test_interrupted_save_leaves_no_partial_file(tiny_model, tmp_path, monkeypat
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(tiny_model, tmp_path / "model.pth")
     assert list(tmp_path.iterdir()) == []
+
+
+def _legacy_cut(tmp_path: Path) -> Path:
+    whole = tmp_path / "legacy.pth"
+    torch.save({"weights": {"a": torch.ones(2)}}, whole, _use_new_zipfile_serialization=False)
+    cut = tmp_path / "legacy_cut.pth"
+    cut.write_bytes(whole.read_bytes()[:178])  # ends inside a class name
+    return cut
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        # Random bytes: torch.load's message advises weights_only=False; ours must not.
+        (lambda t: _write(t / "random.pth", os.urandom(1000)), "neither PyTorch's zip format"),
+        (lambda t: _write(t / "empty.pth", b""), "the file is empty"),
+        (_legacy_cut, r"\(truncated or corrupt\?\): a damaged or foreign pickle"),
+        (lambda t: _write(t / "model.engine", b"\x00" * 64), "is a TensorRT engine, not a Py"),
+    ],
+)
+def test_messages_say_what_the_file_is_and_never_advise_unsafe_loading(
+    tmp_path: Path, make, message: str
+) -> None:
+    with pytest.raises(CheckpointError, match=message) as info:
+        load_checkpoint(make(tmp_path))
+    text = str(info.value)
+    assert "weights_only" not in text and "trust" not in text
+    assert len(text.splitlines()) == 1
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("name", ["model.onnx", "renamed.pth"])
+def test_an_onnx_file_is_called_an_onnx_model(tmp_path: Path, capsys, name: str) -> None:
+    from simplepose import cli
+    from simplepose.export.onnx import export_onnx
+
+    onnx_path = export_onnx(build_model("nano"), tmp_path / name, exporter="torchscript")
+    with pytest.raises(CheckpointError, match="is an ONNX model, not a PyTorch checkpoint"):
+        load_checkpoint(onnx_path)
+    code = cli.main(["export", "--weights", str(onnx_path), "--output", str(tmp_path / "o.onnx")])
+    assert code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [
+        f"simplepose export: error: {onnx_path} is an ONNX model, not a PyTorch checkpoint: "
+        "run it with --backend onnxruntime (or tensorrt); export and convert need the "
+        "checkpoint it was made from"
+    ]

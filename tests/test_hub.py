@@ -119,10 +119,11 @@ def _refused_url() -> str:
 
 
 def _usable_files(folder: Path) -> list[str]:
-    """Files in the cache folder a later call could pick up (lock files aside)."""
+    """Everything in the cache folder: what a later call could pick up, and any leftover
+    (a ``.lock`` file or a partial download) that a fetch should not leave behind."""
     if not folder.exists():
         return []
-    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".lock"))
+    return sorted(p.name for p in folder.iterdir())
 
 
 def _same_weights(a: IMHN, b: IMHN) -> bool:
@@ -212,6 +213,29 @@ def test_interrupted_download_leaves_nothing(server, cache, monkeypatch, nano_mo
     with pytest.raises(KeyboardInterrupt):
         resolve_weights("released", progress=False)
     assert _usable_files(cache) == []
+
+
+def test_a_killed_download_leaves_nothing_the_next_fetch_keeps(
+    server, cache, monkeypatch, nano_model, tmp_path
+):
+    import subprocess
+    import sys
+
+    from simplepose._files import temporary_prefix
+
+    # What SIGKILL mid-download leaves: a partial file named after a process now gone.
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    host = temporary_prefix(FILENAME).split("~")[1]
+    cache.mkdir(parents=True)
+    leftover = cache / f".{FILENAME}~{host}~{child.pid}~k1ll3d.part"
+    leftover.write_bytes(b"partial")
+    (cache / f"{FILENAME}.lock").write_text("")
+    server.body = _authors_bytes(nano_model, tmp_path)
+    _patch_entry(monkeypatch, _url(server))
+    path = resolve_weights("released", progress=False)
+    assert _usable_files(cache) == sorted([FILENAME, f"{FILENAME}.sha256"])
+    assert path.read_bytes() == server.body
 
 
 def test_corrupted_cache_is_deleted_and_fetched_again(

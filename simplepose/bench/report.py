@@ -141,6 +141,10 @@ def write_json(report: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     return path
 
 
+#: The files ``make_plots`` writes.
+PLOT_FILES: tuple[str, ...] = ("stages.png", "grouping.png", "input_size.png")
+
+
 def make_plots(report: dict[str, Any], directory: str | os.PathLike[str]) -> list[Path]:
     """``stages.png``, ``grouping.png`` and ``input_size.png`` in ``directory``.
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from simplepose.commands.common import positive_int
 from simplepose.config import ModelConfig
 
 
@@ -67,7 +68,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--frames", type=int, default=100, help="frames through the pipeline")
     parser.add_argument("--repeats", type=int, default=5, help="timed network calls per backend")
     parser.add_argument("--flip", action="store_true", help="flip test (doubles network work)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for inference")
+    parser.add_argument(
+        "--threads", type=positive_int, default=None, help="CPU threads for inference (>= 1)"
+    )
     parser.add_argument("--output-dir", default="bench", help="where bench.json and plots go")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.set_defaults(func=main)
@@ -78,7 +81,8 @@ def main(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from simplepose.bench import BenchSettings, check_report, format_table, run_bench
-    from simplepose.bench.report import make_plots, write_json
+    from simplepose.bench.report import PLOT_FILES, make_plots, write_json
+    from simplepose.commands.paths import Output, check_outputs, file_inputs, weights_inputs
     from simplepose.errors import InputError
 
     try:
@@ -97,6 +101,11 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise InputError(str(error)) from error
     output_dir = Path(args.output_dir)
+    planned = ["bench.json"] if args.no_plots else ["bench.json", *PLOT_FILES]
+    outputs = [Output("--output-dir", output_dir, folder=True)]
+    outputs += [Output("--output-dir", output_dir / name, in_new_folder=True) for name in planned]
+    weights = weights_inputs(args.weights) if args.weights else []  # else: made-up weights
+    check_outputs(outputs, file_inputs([args.source]) + weights)
     output_dir.mkdir(parents=True, exist_ok=True)
 
     bar: tqdm | None = None

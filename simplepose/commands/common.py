@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from typing import Any
 
 from simplepose.config import InferenceConfig
+
+_logger = logging.getLogger(__name__)
 
 #: ``--weights`` help of every command that runs or converts a model.
 WEIGHTS_HELP = (
@@ -29,6 +32,72 @@ def parse_scales(text: str) -> tuple[float, ...]:
     if not scales or min(scales) <= 0:
         raise argparse.ArgumentTypeError(f"scales must be positive, got {text!r}")
     return scales
+
+
+def positive_int(text: str) -> int:
+    """``--threads`` and other counts: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def largest_input_side(config: InferenceConfig) -> int:
+    """The most input pixels ``config.resize_side`` can get: the network input is capped at
+    ``config.max_input_hw`` (height, width), a bound on memory, for every image."""
+    cap_h, cap_w = config.max_input_hw
+    return {"height": cap_h, "width": cap_w, "long": max(cap_h, cap_w),
+            "short": min(cap_h, cap_w)}[config.resize_side]  # fmt: skip
+
+
+def check_input_size(config: InferenceConfig) -> None:
+    """Refuse an ``--input-size`` that no image could get; say when some scales are capped.
+
+    Raises:
+        InputError: ``input_size`` is above ``largest_input_side(config)``.
+    """
+    from simplepose.errors import InputError
+
+    largest = largest_input_side(config)
+    cap_h, cap_w = config.max_input_hw
+    limit = f"network inputs are at most {cap_h} pixels high and {cap_w} wide, a memory bound"
+    if config.input_size > largest:
+        raise InputError(
+            f"--input-size must be at most {largest} for --resize-side {config.resize_side} "
+            f"({limit}), got {config.input_size}"
+        )
+    capped = [s for s in config.scales if config.input_size * s > largest]
+    if capped:
+        _logger.warning(
+            "--scales %s x --input-size %d exceed %d pixels: they run at %d (%s)",
+            ",".join(f"{s:g}" for s in capped), config.input_size, largest, largest, limit,
+        )  # fmt: skip
+
+
+def warn_if_capped(config: InferenceConfig, image_hw: tuple[int, int], what: str) -> bool:
+    """Log once that an image of ``image_hw`` (height, width) gets a smaller network input
+    than ``config`` asks for, because its other side reaches ``config.max_input_hw`` (a wide
+    panorama at a large ``--input-size``); returns whether it does."""
+    from simplepose.inference.preprocess import input_scale
+
+    h, w = image_hw
+    side = {"height": h, "width": w, "long": max(h, w), "short": min(h, w)}[config.resize_side]
+    largest = largest_input_side(config)
+    for scale in config.scales:
+        wanted = min(config.input_size * scale, largest) / side
+        factor = input_scale(image_hw, config, scale)
+        if factor < wanted * (1 - 1e-6):
+            _logger.warning(
+                "%s (%d x %d) runs at %d x %d network pixels at scale %g, not %d x %d: "
+                "network inputs are at most %d pixels high and %d wide, a memory bound",
+                what, w, h, round(w * factor), round(h * factor), scale, round(w * wanted),
+                round(h * wanted), *config.max_input_hw,
+            )  # fmt: skip
+            return True
+    return False
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, *, flip_default: bool = True) -> None:
@@ -67,7 +136,9 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, flip_default: bool =
         default=(1.0,),
         help="comma-separated input scales, or 'authors' (0.5,1,1.5,2,3)",
     )
-    group.add_argument("--threads", type=int, default=None, help="CPU threads for inference")
+    group.add_argument(
+        "--threads", type=positive_int, default=None, help="CPU threads for inference (>= 1)"
+    )
     group.add_argument(
         "--device", default=None, help="torch device for --backend torch (cpu, cuda, cuda:N)"
     )
@@ -105,6 +176,7 @@ def build_estimator(args: argparse.Namespace, **decode_overrides: Any) -> Any:
         )
     except ValueError as error:
         raise InputError(str(error)) from error
+    check_input_size(config)
     options: dict[str, Any] = {"threads": args.threads, "cuda_graphs": args.cuda_graphs}
     if args.device:
         options["device"] = args.device

@@ -39,8 +39,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def main(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from simplepose.commands.paths import Output, check_outputs, weights_inputs
     from simplepose.model import load_checkpoint, resolve_weights, save_checkpoint
 
+    check_outputs([Output("DST", Path(args.dst))], weights_inputs(args.src))
     config = ModelConfig.preset(args.preset) if args.preset else None
     src = resolve_weights(args.src)
     model = load_checkpoint(src, config=config, trusted=args.trust_checkpoint)

@@ -33,6 +33,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def main(args: argparse.Namespace) -> int:
+    from simplepose._files import atomic_write
+    from simplepose.commands.paths import Output, check_outputs, file_inputs, weights_inputs
     from simplepose.errors import InputError
     from simplepose.training.evaluate import evaluate_coco
 
@@ -40,6 +42,9 @@ def main(args: argparse.Namespace) -> int:
     for path, what in ((args.coco_ann, "annotation file"), (args.images, "image folder")):
         if not Path(path).exists():
             raise InputError(f"{what} {path} does not exist")
+    if args.json:
+        inputs = file_inputs([args.coco_ann, args.images]) + weights_inputs(args.weights)
+        check_outputs([Output("--json", Path(args.json))], inputs)
     estimator = build_estimator(args)
     result = evaluate_coco(
         estimator,
@@ -50,9 +55,8 @@ def main(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result.results))
+        with atomic_write(args.json) as file:
+            json.dump(result.results, file)
     print(result.summary, end="")  # noqa: T201 - the command's output
     extra = f", {len(result.missing)} missing" if result.missing else ""
     print(  # noqa: T201

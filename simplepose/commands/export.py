@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import tempfile
 from pathlib import Path
@@ -56,11 +57,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def main(args: argparse.Namespace) -> int:
+    from simplepose.commands.paths import Output, check_outputs, weights_inputs
     from simplepose.export.onnx import export_onnx
+    from simplepose.export.progress import StepProgress
     from simplepose.model import load_checkpoint, resolve_weights
 
-    model = load_checkpoint(resolve_weights(args.weights))
     output = Path(args.output)
+    check_outputs([Output("--output", output)], weights_inputs(args.weights))
+    weights = resolve_weights(args.weights)
+    model = load_checkpoint(weights)
     options = dict(
         input_size=args.input_size,
         dynamic=args.dynamic,
@@ -70,13 +75,17 @@ def main(args: argparse.Namespace) -> int:
         exporter=args.exporter,
     )
     if args.format == "onnx":
-        path = export_onnx(model, output, **options)
+        with StepProgress(f"exporting {weights.name} to ONNX", log_level=logging.INFO) as progress:
+            path = export_onnx(model, output, progress=progress.step, **options)
         print(f"wrote {path}", file=sys.stderr)  # noqa: T201
         return 0
     from simplepose.export.tensorrt import EngineProfile, build_engine
 
     with tempfile.TemporaryDirectory() as tmp:
-        onnx_path = export_onnx(model, Path(tmp) / f"{output.stem}.onnx", **options)
+        with StepProgress(f"exporting {weights.name} to ONNX", log_level=logging.INFO) as progress:
+            onnx_path = export_onnx(
+                model, Path(tmp) / f"{output.stem}.onnx", progress=progress.step, **options
+            )
         profile = EngineProfile(max_hw=(args.max_size[0], args.max_size[1]))
         path = build_engine(onnx_path, output, fp16=not args.no_fp16_engine, profile=profile)
     print(f"wrote {path}", file=sys.stderr)  # noqa: T201

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
+from pathlib import Path
 from typing import Any
 
-from simplepose.commands.common import add_model_arguments, build_estimator
+from simplepose.commands.common import add_model_arguments, build_estimator, warn_if_capped
+from simplepose.commands.paths import Output, check_outputs, file_inputs, weights_inputs
 from simplepose.config import PipelineConfig
 from simplepose.errors import InputError, UserError
 
@@ -89,6 +90,18 @@ def _pipeline_config(args: argparse.Namespace) -> PipelineConfig:
         raise InputError(str(error)) from error
 
 
+def _check_outputs(args: argparse.Namespace, source: Any) -> None:
+    """Refuse outputs that are inputs (the video, the images, the weights), outputs given
+    twice and unwritable outputs, before anything is created (see ``commands.paths``)."""
+    from simplepose.pipeline import ImageFolderSource
+
+    options = (("--output", args.output), ("--json", args.json), ("--csv", args.csv),
+               ("--coco", args.coco))  # fmt: skip
+    outputs = [Output(option, Path(path)) for option, path in options if path]
+    inputs = list(source.paths) if isinstance(source, ImageFolderSource) else [args.source]
+    check_outputs(outputs, [*file_inputs(inputs), *weights_inputs(args.weights)])
+
+
 def _open_sinks(args: argparse.Namespace, source: Any) -> list[Any]:
     """Create every requested sink; if one fails, delete the ones already created."""
     from simplepose.pipeline import (
@@ -101,10 +114,6 @@ def _open_sinks(args: argparse.Namespace, source: Any) -> list[Any]:
         coco_image_ids,
     )
 
-    paths = [p for p in (args.output, args.json, args.csv, args.coco) if p]
-    resolved = [os.path.realpath(p) for p in paths]
-    if len(set(resolved)) != len(resolved):
-        raise InputError(f"the same output file is given twice: {paths}")
     if args.coco and not isinstance(source, ImageFolderSource):
         _logger.warning("--coco: image IDs will be frame indices (the source is not images)")
     sinks: list[Any] = []
@@ -136,9 +145,12 @@ def main(args: argparse.Namespace) -> int:
     config = _pipeline_config(args)
     source = open_source(args.source, fps=args.fps)
     try:
+        _check_outputs(args, source)
         sinks = _open_sinks(args, source)
         try:
             estimator = build_estimator(args)
+            if source.size:
+                warn_if_capped(estimator.config, source.size[::-1], f"SOURCE {args.source}")
             pipeline = Pipeline(source, estimator, sinks, config)
         except BaseException:
             for sink in sinks:

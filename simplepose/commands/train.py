@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from simplepose.commands.common import positive_int
 from simplepose.config import AugmentConfig, LossConfig, ModelConfig, TrainConfig
 
 
@@ -94,7 +95,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     dist.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     dist.add_argument(
         "--threads",
-        type=int,
+        type=positive_int,
         help="torch CPU threads per process (1 is much faster when the cores are shared)",
     )
     misc = parser.add_argument_group("logging and evaluation")
@@ -108,6 +109,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """The output folder must be creatable and writable, and its log and last checkpoint
+    must not be one of the inputs (``--resume`` continues from that checkpoint on purpose)."""
+    from pathlib import Path
+
+    from simplepose.commands.paths import Output, check_outputs, file_inputs, weights_inputs
+    from simplepose.training.loop import LAST_CHECKPOINT, LOG_FILE
+
+    folder = Path(args.output)
+    outputs = [Output("--output", folder, folder=True)]
+    outputs += [Output("--output", folder / name, in_new_folder=True)
+                for name in (LOG_FILE, LAST_CHECKPOINT)]  # fmt: skip
+    inputs = file_inputs([args.coco_ann, args.val_ann])
+    if args.weights:
+        inputs += weights_inputs(args.weights)
+    check_outputs(outputs, inputs)
+
+
 def main(args: argparse.Namespace) -> int:
     from simplepose.errors import InputError
     from simplepose.training.loop import train
@@ -118,6 +137,7 @@ def main(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if (args.val_ann is None) != (args.val_images is None):
         raise InputError("--val-ann and --val-images go together")
+    _check_outputs(args)
     try:
         config = TrainConfig(
             epochs=args.epochs,

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
+import shutil
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from simplepose import skeleton
+from simplepose._files import make_temporary_dir, remove_stale_temporaries
 from simplepose._version import __version__
 from simplepose.config import ModelConfig
 from simplepose.formats import FLOAT_NCHW, UINT8_NHWC
@@ -62,6 +64,7 @@ def export_onnx(
     uint8_input: bool = False,
     opset: int = DEFAULT_OPSET,
     exporter: str = "dynamo",
+    progress: Callable[[str], None] | None = None,
 ) -> Path:
     """Export ``model.predict`` to an ONNX file, check it, and store metadata.
 
@@ -76,6 +79,7 @@ def export_onnx(
         opset: ONNX opset, >= 17.
         exporter: ``"dynamo"`` (``torch.export``-based, PyTorch's supported exporter) or
             ``"torchscript"`` (the legacy tracer: about 10x faster, deprecated by PyTorch).
+        progress: called with the name of each step as it starts (see ``StepProgress``).
 
     Returns:
         The path written.
@@ -100,9 +104,15 @@ def export_onnx(
         h_axis, w_axis = 2, 3
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-        raw = Path(tmp) / "raw.onnx"
+    report = progress or (lambda step: None)
+    # Beside the destination, so the final rename stays on one file system; its name marks
+    # it as this process's, so a later export can remove it if this one is killed.
+    tmp = make_temporary_dir(path)
+    try:
+        report(f"tracing and converting the network ({exporter} exporter)")
+        raw = tmp / "raw.onnx"
         _run_exporter(graph, example, raw, opset, exporter, dynamic, (h_axis, w_axis))
+        report("checking the ONNX model")
         proto = onnx.load(str(raw))
         metadata = {
             "simplepose_version": __version__,
@@ -122,11 +132,35 @@ def export_onnx(
         proto.producer_name = "simplepose"
         proto.producer_version = __version__
         onnx.checker.check_model(proto)
-        final = Path(tmp) / "final.onnx"
+        report("saving")
+        final = tmp / "final.onnx"
         onnx.save(proto, str(final))
         os.replace(final, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     _logger.info("exported %s (%s)", path, metadata)
     return path
+
+
+def export_to_cache(
+    model: IMHN, path: str | os.PathLike[str], *, what: str, **options: Any
+) -> Path:
+    """``export_onnx`` into a cache folder, once, with visible progress (``StepProgress``),
+    after removing what killed exports left in that folder.
+
+    Args:
+        model: the network.
+        path: the cache file to create.
+        what: how the user knows the model, for the progress line (a file name).
+        **options: passed to ``export_onnx``.
+    """
+    from simplepose.export.progress import StepProgress
+
+    path = Path(path)
+    remove_stale_temporaries(path.parent)
+    _logger.info("exporting %s to ONNX, cached as %s", what, path)
+    with StepProgress(f"exporting {what} to ONNX (once, then cached)") as progress:
+        return export_onnx(model, path, progress=progress.step, **options)
 
 
 def _run_exporter(

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from simplepose._files import atomic_write
+from simplepose._files import atomic_write, remove_stale_temporaries
 from simplepose.errors import BackendUnavailableError
 from simplepose.formats import FLOAT_NCHW, UINT8_NHWC, cache_dir
 
@@ -164,14 +164,60 @@ def build_engine(
     input_name = network.get_input(0).name
     optimization.set_shape(input_name, *profile.shapes(uint8_input))
     config.add_optimization_profile(optimization)
-    _logger.warning("building a TensorRT engine for %s (takes a few minutes, once)", onnx_path)
-    serialized = builder.build_serialized_network(network, config)
+    from simplepose.export.progress import StepProgress
+
+    remove_stale_temporaries(engine_path.parent)
+    _logger.info("building a TensorRT engine for %s as %s", onnx_path, engine_path)
+    title = f"building a TensorRT engine for {onnx_path.name} (minutes, once)"
+    with StepProgress(title) as progress:
+        monitor = _progress_monitor(trt, progress.step)
+        if monitor is not None:
+            config.progress_monitor = monitor
+        serialized = builder.build_serialized_network(network, config)
+        if monitor is not None and monitor.interrupted is not None:
+            raise monitor.interrupted
     if serialized is None:
         raise RuntimeError(f"TensorRT failed to build an engine for {onnx_path}")
     # Complete or absent: the cache never holds a partial engine.
     with atomic_write(engine_path, "wb") as file:
         file.write(serialized)
     return engine_path
+
+
+def _progress_monitor(trt: Any, report: Any) -> Any:
+    """A TensorRT ``IProgressMonitor`` that reports the builder's phases and steps to
+    ``report`` and cancels the build on Ctrl-C / SIGTERM; ``None`` where TensorRT has no
+    progress monitors (before 10.0)."""
+    base = getattr(trt, "IProgressMonitor", None)
+    if base is None:
+        return None
+
+    class Monitor(base):  # type: ignore[misc, valid-type]
+        def __init__(self) -> None:
+            base.__init__(self)  # type: ignore[misc]
+            self.steps: dict[str, int] = {}
+            self.interrupted: BaseException | None = None
+
+        def phase_start(self, phase_name: str, parent_phase: Any, num_steps: int) -> None:
+            try:
+                self.steps[phase_name] = num_steps
+                report(phase_name)
+            except KeyboardInterrupt as error:
+                self.interrupted = error
+
+        def phase_finish(self, phase_name: str) -> None:
+            pass
+
+        def step_complete(self, phase_name: str, step: int) -> bool:
+            # A signal's KeyboardInterrupt must not cross TensorRT's C++ frames: keep it,
+            # ask the builder to stop (False), and raise it once the builder returned.
+            try:
+                report(f"{phase_name} {step + 1}/{self.steps.get(phase_name, '?')}")
+            except KeyboardInterrupt as error:
+                self.interrupted = error
+            return self.interrupted is None
+
+    return Monitor()
 
 
 class TensorRTBackend:

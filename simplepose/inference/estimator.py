@@ -133,15 +133,14 @@ def exported_onnx(
     the export settings, so changing any of them exports again.
     """
     from simplepose._version import __version__
-    from simplepose.export.onnx import DEFAULT_OPSET, export_onnx
+    from simplepose.export.onnx import DEFAULT_OPSET, export_to_cache
 
     settings = f"{__version__}-{exporter}-{'fp16' if fp16 else 'fp32'}-opset{DEFAULT_OPSET}"
     key = hashlib.sha256(f"{_model_digest(model, source)}-{settings}".encode()).hexdigest()[:24]
     stem = source.stem if source is not None else "model"
     path = cache_dir() / "onnx" / f"{stem}-{key}.onnx"
     if not path.is_file():
-        _logger.warning("exporting %s to ONNX (once; cached as %s)", stem, path)
-        export_onnx(model, path, exporter=exporter, fp16=fp16)
+        export_to_cache(model, path, what=stem, exporter=exporter, fp16=fp16)
     return path
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -61,17 +62,86 @@ def _torch_load(path: Path, map_location: str | torch.device, trusted: bool) -> 
         raise
     except Exception as error:  # torch.load fails in many ways on bad files; all mean the same
         detail = str(error)
-        if "Unsupported global" in detail:
-            culprit = next(line for line in detail.splitlines() if "Unsupported global" in line)
+        culprit = next((line for line in detail.splitlines() if "Unsupported global" in line), "")
+        name = _real_global(culprit)
+        if name is not None:
             raise CheckpointError(
-                f"{path} holds Python objects that safe (weights-only) loading refuses; if you "
-                "trust the file, load it with load_checkpoint(..., trusted=True) "
-                f"(CLI: --trust-checkpoint). Detail: {culprit.strip()[:200]}"
+                f"{path} holds a Python object ({name}) besides the weights, which safe "
+                "(weights-only) loading refuses; only if the file comes from a source you "
+                f"trust: simplepose convert --trust-checkpoint {path} OUT.pth "
+                "(Python: load_checkpoint(..., trusted=True))"
             ) from error
-        first_line = detail.splitlines()[0] if detail else type(error).__name__
-        raise CheckpointError(
-            f"{path} is not a readable PyTorch checkpoint (truncated or corrupt?): {first_line}"
-        ) from error
+        raise CheckpointError(_unreadable(path, error)) from error
+
+
+def _real_global(culprit: str) -> str | None:
+    """The ``module.name`` in torch's "Unsupported global: GLOBAL module.name ..." when it
+    exists, else ``None``. A damaged pickle names garbage (a cut
+    ``torch._utils._rebuild_tens``): such a file is corrupt, and trusting it would not help."""
+    import importlib
+
+    match = re.search(r"GLOBAL ([\w.]+)\.(\w+)", culprit)
+    if match is None:
+        return None
+    try:
+        found = hasattr(importlib.import_module(match[1]), match[2])
+    except Exception:  # ImportError, or a module that fails to import: not a real global
+        return None
+    return f"{match[1]}.{match[2]}" if found else None
+
+
+_ONNX_SUFFIXES = (".onnx",)
+_ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+
+
+def _is_onnx(path: Path) -> bool:
+    """Whether ``path`` parses as an ONNX model with a graph (only asked of files that
+    ``torch.load`` refused, so the cost of parsing does not matter)."""
+    try:
+        import onnx
+
+        proto = onnx.load_model(str(path), load_external_data=False)
+    except Exception:  # not protobuf, or onnx missing: not a model we can recognise
+        return False
+    return proto.ir_version > 0 and len(proto.graph.node) > 0
+
+
+def _unreadable(path: Path, error: Exception) -> str:
+    """Why ``torch.load`` could not read ``path``, in the user's terms.
+
+    The kind of file is recognised from its first bytes (and, for ONNX and TensorRT files,
+    its name), so the message can say what the file is and what to do with it. torch's own
+    message is quoted only when it describes the damage (a broken zip archive): for other
+    files it suggests loading with ``weights_only=False``, which would run whatever code the
+    file holds, and is wrong advice for a file that is not a checkpoint anyway.
+    """
+    suffix = path.suffix.lower()
+    if suffix in _ENGINE_SUFFIXES:
+        return (
+            f"{path} is a TensorRT engine, not a PyTorch checkpoint: run it with "
+            "--backend tensorrt; export and convert need the checkpoint it was built from"
+        )
+    if _is_onnx(path):
+        return (
+            f"{path} is an ONNX model, not a PyTorch checkpoint: run it with --backend "
+            "onnxruntime (or tensorrt); export and convert need the checkpoint it was made from"
+        )
+    with path.open("rb") as file:
+        head = file.read(4)
+    readable = f"{path} is not a readable PyTorch checkpoint"
+    if not head:
+        return f"{readable}: the file is empty (0 bytes)"
+    if head.startswith(b"PK\x03\x04"):  # torch.save's zip format
+        damage = str(error).split(". ")[0].strip()
+        if "weights_only" in damage or not damage:
+            damage = "the archive is damaged"
+        return f"{readable} (truncated or corrupt?): {damage}"
+    if head[0] == 0x80 and 2 <= head[1] <= 5:  # a pickle: the format before torch 1.6
+        return f"{readable} (truncated or corrupt?): a damaged or foreign pickle file"
+    return (
+        f"{readable}: its content is neither PyTorch's zip format nor a pickle "
+        "(corrupt, or another kind of file?)"
+    )
 
 
 def _extract_state_dict(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], dict | None]:

@@ -9,9 +9,11 @@ later uses work offline. The folder holds, per named file:
 - ``PoseNet_52_epoch.pth.sha256``: its SHA-256 in ``sha256sum`` format, recomputed and
   compared on every later use (a mismatch deletes the file, so the next use downloads it
   again);
-- ``PoseNet_52_epoch.pth.<random>.part``: a download in progress, deleted on any failure
-  (including Ctrl-C), so an interrupted download never leaves a file that looks valid;
-- ``PoseNet_52_epoch.pth.lock``: serialises concurrent fetches of the same file.
+- ``.PoseNet_52_epoch.pth~HOST~PID~<random>.part``: a download in progress, deleted on any
+  failure (including Ctrl-C), so an interrupted download never leaves a file that looks
+  valid; one that a killed process left behind is removed by the next fetch;
+- ``PoseNet_52_epoch.pth.lock``: serialises concurrent fetches of the same file, and is
+  removed when the fetch ends, whether it succeeded or not.
 
 A file put there by hand (no ``.sha256`` record yet) is load-checked once, then its hash is
 recorded. Google Drive's large-file confirmation page is handled by ``gdown``.
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from simplepose._files import atomic_write
+from simplepose._files import atomic_write, remove_stale_temporaries, temporary_prefix
 from simplepose.config import ModelConfig
 from simplepose.errors import (
     CheckpointError,
@@ -234,6 +236,21 @@ def resolve_weights(
     )
 
 
+def local_weights_file(weights: str | os.PathLike[str] | None = None) -> Path | None:
+    """The local file ``weights`` stands for, as ``resolve_weights`` would pick it, but
+    without downloading: named weights give their cache file even when it is absent;
+    ``None`` when nothing matches."""
+    if weights is None:
+        env_file = _env_weights_file()
+        return env_file if env_file is not None else cached_path(DEFAULT_WEIGHTS)
+    if isinstance(weights, str) and weights in WEIGHTS and not Path(weights).is_file():
+        return cached_path(weights)
+    try:
+        return resolve_weights(weights)
+    except WeightsNotFoundError:
+        return None
+
+
 def fetch_weights(name: str, *, force: bool = False, progress: bool = True) -> Path:
     """The cached file of the weights called ``name``, downloaded if missing (or ``force``).
 
@@ -253,10 +270,18 @@ def fetch_weights(name: str, *, force: bool = False, progress: bool = True) -> P
     path.parent.mkdir(parents=True, exist_ok=True)
     from filelock import FileLock
 
-    with FileLock(f"{path}.lock"):
-        if not force and path.is_file():  # another process fetched it while we waited
-            return verify_cached(entry, path)
-        _download(entry, path, progress)
+    lock = Path(f"{path}.lock")
+    try:
+        with FileLock(lock):
+            if not force and path.is_file():  # another process fetched it while we waited
+                return verify_cached(entry, path)
+            remove_stale_temporaries(path.parent)
+            _download(entry, path, progress)
+    finally:
+        # The lock only spares a second process a second download: a process that still
+        # waits on the removed file and one that creates it anew may then both download,
+        # which is safe, as each download is verified and renamed into place whole.
+        lock.unlink(missing_ok=True)
     return path
 
 
@@ -366,7 +391,12 @@ def _download_error(entry: HubWeights, path: Path, reason: str) -> WeightsDownlo
 def _download(entry: HubWeights, path: Path, progress: bool) -> None:
     """Download ``entry`` to a temporary file beside ``path``, verify it, record its hash
     and rename it into place. Any failure (or Ctrl-C) deletes the temporary file."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f"{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=temporary_prefix(path.name), suffix=".part", dir=path.parent
+        )
+    except OSError as error:  # name the cache file, not the temporary one
+        raise _download_error(entry, path, f"cannot write {path}: {error.strerror}") from None
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as file:

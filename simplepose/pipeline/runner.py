@@ -35,6 +35,7 @@ from typing import Any, Callable, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from simplepose._signals import deferred
 from simplepose.config import PipelineConfig
 from simplepose.pipeline.render import Renderer
 from simplepose.pipeline.sinks import Sink
@@ -51,6 +52,7 @@ STAGES: tuple[str, ...] = ("capture", "infer", "group", "track", "render", "sink
 
 _POLL = 0.05  # seconds between stop-event checks while blocked on a queue
 _END = object()  # sentinel that follows the last frame down the queues
+_SINK_GRACE = 30.0  # extra seconds for a sink write in progress when the pipeline stops
 
 
 @runtime_checkable
@@ -637,32 +639,45 @@ class Pipeline:
         if self._finished:
             return
         self._finished = True
-        if self.source.live:
-            # Unblocks the capture thread waiting for the device.
-            self.source.close()
-        deadline = time.perf_counter() + self.config.stop_timeout
-        for thread in self._threads:
-            thread.join(timeout=max(0.0, deadline - time.perf_counter()))
-        stuck = [thread.name for thread in self._threads if thread.is_alive()]
-        if stuck:
-            _logger.warning("pipeline threads still busy after stop: %s", ", ".join(stuck))
-        self.stats.source_dropped = self.source.dropped
-        self.stats.ended_at = time.perf_counter()
-        errors: list[BaseException] = []
-        if "simplepose-capture" not in stuck:
-            # Closing a file source while its thread still decodes would race with FFmpeg.
-            try:
+        # A first Ctrl-C or SIGTERM arriving now is raised once the sinks are closed (in the
+        # simplepose command; see simplepose._signals): half-closed outputs are worse.
+        with deferred():
+            if self.source.live:
+                # Unblocks the capture thread waiting for the device.
                 self.source.close()
-            except Exception as error:
-                errors.append(error)
-        for sink in self.sinks:
-            try:
-                sink.close()
-            except Exception as error:  # close every sink even if one fails
-                _logger.error("closing %s failed: %s", type(sink).__name__, error)
-                errors.append(error)
-        if errors and self._error is None:
-            raise PipelineError("sink", errors[0]) from errors[0]
+            deadline = time.perf_counter() + self.config.stop_timeout
+            for thread in self._threads:
+                thread.join(timeout=max(0.0, deadline - time.perf_counter()))
+            for thread in self._threads:
+                if thread.name == "simplepose-sink" and thread.is_alive():
+                    # Closing a sink while its thread still writes to it races inside
+                    # FFmpeg; a write ends on its own, so give it longer.
+                    thread.join(timeout=_SINK_GRACE)
+            stuck = [thread.name for thread in self._threads if thread.is_alive()]
+            if stuck:
+                _logger.warning("pipeline threads still busy after stop: %s", ", ".join(stuck))
+            self.stats.source_dropped = self.source.dropped
+            self.stats.ended_at = time.perf_counter()
+            errors: list[BaseException] = []
+            if "simplepose-capture" not in stuck:
+                # Closing a file source while its thread still decodes would race with FFmpeg.
+                try:
+                    self.source.close()
+                except Exception as error:
+                    errors.append(error)
+            for sink in self.sinks:
+                if "simplepose-sink" in stuck and not sink.main_thread:
+                    # Still written to: closing it now could crash the process, and every
+                    # file sink is readable up to its last flushed frame without it.
+                    _logger.error("%s left open: its writer is still busy", type(sink).__name__)
+                    continue
+                try:
+                    sink.close()
+                except Exception as error:  # close every sink even if one fails
+                    _logger.error("closing %s failed: %s", type(sink).__name__, error)
+                    errors.append(error)
+            if errors and self._error is None:
+                raise PipelineError("sink", errors[0]) from errors[0]
 
 
 def run(

@@ -6,7 +6,9 @@ a run fails after some sinks were opened). Every sink writes incrementally and f
 frame, so after an interruption everything processed so far is valid and readable: JSON
 Lines hold whole lines, the CSV whole rows, the COCO json is a complete JSON array after
 every frame, and the video container is finalised by ``close()`` (which the pipeline calls
-on every exit path, Ctrl-C included).
+on every exit path, Ctrl-C included). An MP4 / MOV video is written as fragmented MP4, so it
+stays playable even when the process is killed without a chance to finalise it (SIGKILL):
+see ``VideoFileSink``.
 """
 
 from __future__ import annotations
@@ -235,6 +237,23 @@ class CocoResultsSink(_TextFileSink):
         self._count += len(entries)
 
 
+#: Seconds of video per MP4 fragment: at most this much (plus the encoder's delay) is lost
+#: when the process is killed before ``close()``.
+FRAGMENT_SECONDS = 1.0
+
+
+def container_options(path: str | os.PathLike[str]) -> dict[str, str]:
+    """FFmpeg muxer options that keep a video written to ``path`` readable when the writer
+    is killed: fragmented MP4 for ``.mp4`` / ``.m4v`` / ``.mov`` (a self-contained fragment
+    per second, starting with an empty index, so no index has to be written at the end),
+    and, for every container, each packet handed to the file system as it is written."""
+    options = {"flush_packets": "1"}
+    if Path(path).suffix.lower() in (".mp4", ".m4v", ".mov"):
+        options["movflags"] = "frag_keyframe+empty_moov+default_base_moof"
+        options["frag_duration"] = str(int(FRAGMENT_SECONDS * 1e6))
+    return options
+
+
 def video_codec() -> str:
     import av
 
@@ -243,6 +262,13 @@ def video_codec() -> str:
 
 class VideoFileSink(Sink):
     """Video file written with PyAV: H.264 (libx264, yuv420p) if available, else MPEG-4.
+
+    An ``.mp4`` / ``.mov`` file is fragmented MP4 (see ``container_options``): if the process
+    is killed before ``close()`` (SIGKILL), the file still plays up to the last
+    complete fragment. Lost are the frames of the unfinished fragment (up to
+    ``FRAGMENT_SECONDS``) and those still inside the encoder (libx264 holds back a few dozen
+    frames for look-ahead and frame threads); every other frame written is there. Ctrl-C and
+    SIGTERM lose nothing: the ``simplepose`` command closes the sink first.
 
     The container is opened in the constructor (an unwritable path fails at once); the
     stream is created on the first frame, whose size fixes the video size (later frames of
@@ -285,7 +311,9 @@ class VideoFileSink(Sink):
         # now so that an unwritable path fails before processing starts.
         _open_text(self.path, "video").close()
         try:
-            self._container: Any = av.open(str(self.path), "w")
+            self._container: Any = av.open(
+                str(self.path), "w", container_options=container_options(self.path)
+            )
         except (av.FFmpegError, OSError) as error:
             _remove(self.path)
             reason = getattr(error, "strerror", None) or error
@@ -305,6 +333,9 @@ class VideoFileSink(Sink):
         stream.time_base = self.time_base
         self._stream = stream
         self._size = (width, height)
+        # Write the header now, not with the first packet (which the encoder's look-ahead
+        # delays): a run killed early leaves an empty but valid video, not a 0-byte file.
+        self._container.start_encoding()
 
     def write(self, result: FrameResult) -> None:
         import av
