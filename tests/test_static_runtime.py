@@ -68,14 +68,15 @@ def _tool(name: str) -> str:
 def static_extension(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Path of ``_C`` built with ``LDFLAGS="-static-libstdc++ -static-libgcc"`` (once)."""
     cmake = _tool("cmake")
-    cxx = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
-    if cxx is None:
-        _missing("no C++ compiler (c++, g++ or $CXX)")
+    # The compiler CMake picks: $CXX (possibly with a launcher or flags), else c++ or g++.
+    cxx = os.environ.get("CXX", "").split() or [shutil.which("c++") or shutil.which("g++") or ""]
+    if not cxx[0] or shutil.which(cxx[0]) is None:
+        _missing(f"no C++ compiler ({cxx[0] or 'c++, g++'} not found; $CXX names one)")
     libstdcxx = subprocess.run(
-        [*cxx.split(), "-print-file-name=libstdc++.a"], capture_output=True, text=True
+        [*cxx, "-print-file-name=libstdc++.a"], capture_output=True, text=True
     ).stdout.strip()
     if not os.path.isabs(libstdcxx):
-        _missing(f"{cxx} has no static libstdc++ (libstdc++.a)")
+        _missing(f"{' '.join(cxx)} has no static libstdc++ (libstdc++.a)")
     try:
         import pybind11
     except ImportError:
