@@ -28,8 +28,8 @@ pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="a static libstdc++ is a Linux (ELF) setup"
 )
 
-# What the binding's tests are run with against the static-runtime build: the robustness
-# tests (every error message, anchored) and the parity and stub tests of the bindings.
+# Run against the static-runtime build: the robustness tests (every error message, matched
+# whole), the golden-vector tests and the stub test of the bindings.
 BINDING_TESTS = [
     "tests/test_grouping_robustness.py",
     "tests/test_grouping.py",
