@@ -15,7 +15,6 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 
@@ -32,12 +31,17 @@ using simplepose::kNumParts;
 
 namespace {
 
+// Messages are built with std::to_string and concatenation, never with iostreams: those go
+// through the C++ runtime's locale, which breaks (cut messages, or a SIGSEGV) when _C carries
+// a static C++ runtime and the process has loaded another one.
 std::string shape_of(const py::array& a) {
-  std::ostringstream s;
-  s << "(";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) s << (i ? ", " : "") << a.shape(i);
-  s << (a.ndim() == 1 ? ",)" : ")");
-  return s.str();
+  std::string s = "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) {
+    if (i > 0) s += ", ";
+    s += std::to_string(a.shape(i));
+  }
+  s += a.ndim() == 1 ? ",)" : ")";
+  return s;
 }
 
 std::string dtype_of(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }

@@ -1,5 +1,8 @@
 """Run pytest against a sanitizer build of ``simplepose._C`` (AddressSanitizer + UBSan).
 
+Any other build of the extension loads the same way (tests/test_static_runtime.py runs the
+binding's tests against one linked with a static C++ runtime).
+
 The editable install's import hook would otherwise load the regular ``simplepose/_C*.so``
 (it wins over ``PYTHONPATH``), so the sanitizer build is loaded by path and put in
 ``sys.modules`` before the tests import it. From the repository root::
