@@ -40,10 +40,13 @@ class Sink:
             when some sink needs it, unless told otherwise).
         main_thread: ``write`` must run in the thread that iterates the pipeline (GUI
             windows); other sinks run in the pipeline's sink thread.
+        displays: the sink shows frames to a person (window, browser view); the pipeline
+            records the capture-to-display latency when its ``write`` returns.
     """
 
     needs_rendered: bool = False
     main_thread: bool = False
+    displays: bool = False
 
     def write(self, result: FrameResult) -> None:
         """Write one frame's result."""
@@ -101,6 +104,15 @@ def _persons(result: FrameResult) -> list[dict[str, Any]]:
     ]
 
 
+def frame_record(result: FrameResult) -> dict[str, Any]:
+    """One frame as ``JsonLinesSink`` writes it: ``{"index", "timestamp", "persons"}``."""
+    return {
+        "index": result.frame.index,
+        "timestamp": round(float(result.frame.timestamp), 6),
+        "persons": _persons(result),
+    }
+
+
 class _TextFileSink(Sink):
     """A sink writing one text file, opened at construction; ``abort`` deletes it."""
 
@@ -139,11 +151,7 @@ class JsonLinesSink(_TextFileSink):
 
     def write(self, result: FrameResult) -> None:
         file = self._open_file()
-        record = {
-            "index": result.frame.index,
-            "timestamp": round(float(result.frame.timestamp), 6),
-            "persons": _persons(result),
-        }
+        record = frame_record(result)
         file.write(json.dumps(record, separators=(",", ":")) + "\n")
         file.flush()
 
@@ -391,6 +399,7 @@ class WindowSink(Sink):
 
     needs_rendered = True
     main_thread = True
+    displays = True
 
     def __init__(self, title: str = "simplepose") -> None:
         import cv2
