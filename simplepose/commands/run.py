@@ -91,7 +91,7 @@ def _add_live_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     camera = parser.add_argument_group("webcam (SOURCE 0, 1, ...)")
     camera.add_argument(
-        "--camera-size", type=_camera_size, default=None, metavar="WxH",
+        "--camera-size", default=None, metavar="WxH",
         help="frame size to ask the camera for, e.g. 1280x720",
     )  # fmt: skip
     camera.add_argument(
@@ -106,7 +106,7 @@ def _add_live_arguments(parser: argparse.ArgumentParser) -> None:
 def _camera_size(text: str) -> tuple[int, int]:
     width, sep, height = text.lower().partition("x")
     if not sep or not width.isdigit() or not height.isdigit() or min(int(width), int(height)) < 1:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1280x720, got {text!r}")
+        raise InputError(f"--camera-size expects WIDTHxHEIGHT such as 1280x720, got {text!r}")
     return int(width), int(height)
 
 
@@ -117,14 +117,15 @@ def _camera_options(args: argparse.Namespace) -> dict[str, Any] | None:
         raise InputError(f"--fourcc takes four characters (MJPG, YUYV, ...), got {fourcc!r}")
     if args.camera_fps is not None and not args.camera_fps > 0:
         raise InputError(f"--camera-fps must be > 0, got {args.camera_fps:g}")
-    given = args.camera_size is not None or args.camera_fps is not None or fourcc is not None
+    size = None if args.camera_size is None else _camera_size(args.camera_size)
+    given = size is not None or args.camera_fps is not None or fourcc is not None
     if not given:
         return None
     if not str(args.source).strip().isdigit():
         raise InputError(
             "--camera-size, --camera-fps and --fourcc apply to webcams (SOURCE 0, 1, ...)"
         )
-    return {"size": args.camera_size, "fps": args.camera_fps, "fourcc": fourcc}
+    return {"size": size, "fps": args.camera_fps, "fourcc": fourcc}
 
 
 def _pipeline_config(args: argparse.Namespace) -> PipelineConfig:
