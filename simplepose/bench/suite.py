@@ -50,6 +50,7 @@ class BenchSettings:
         flip: flip test (doubles the network's batch).
         threads: CPU threads for torch and ONNX Runtime; ``None``: the libraries' default.
         people: crowd sizes of the grouping sweep.
+        live_clients: pages watching the browser live view in its measurement (0: skip it).
     """
 
     weights: str | None = None
@@ -63,11 +64,14 @@ class BenchSettings:
     flip: bool = False
     threads: int | None = None
     people: tuple[int, ...] = (1, 5, 10, 20, 40)
+    live_clients: int = 4
 
     def __post_init__(self) -> None:
         for name in ("input_size", "frames", "repeats"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.live_clients < 0:
+            raise ValueError(f"live_clients must be >= 0, got {self.live_clients}")
         sizes = (self.input_size, *self.size_sweep)
         if any(size < 64 for size in sizes):
             raise ValueError(f"input sizes must be >= 64, got {sizes}")
@@ -273,6 +277,16 @@ def _measure_all(
         )  # fmt: skip
         pipeline["backend"] = fastest
         report["pipeline"] = pipeline
+        if settings.live_clients > 0:
+            from simplepose.bench.live import measure_live_view
+
+            # About 10 s per run (at least 20 frames): 4 runs, alternating.
+            live_frames = max(20, min(total, round(10 * pipeline["fps"])))
+            log(f"live view: {live_frames} frames x 4 runs, no client / "
+                f"{settings.live_clients} pages watching")  # fmt: skip
+            report["live_view"] = measure_live_view(
+                source, estimator, live_frames, settings.live_clients
+            )
     report["where_time_goes"] = explain(report)
     report["elapsed_s"] = time.perf_counter() - started
     return report

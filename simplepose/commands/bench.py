@@ -68,6 +68,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--repeats", type=int, default=5, help="timed network calls per backend")
     parser.add_argument("--flip", action="store_true", help="flip test (doubles network work)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for inference")
+    parser.add_argument(
+        "--live-clients", type=int, default=4, metavar="N",
+        help="pages watching the browser live view in its measurement (0: skip it)",
+    )  # fmt: skip
     parser.add_argument("--output-dir", default="bench", help="where bench.json and plots go")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.set_defaults(func=main)
@@ -93,6 +97,7 @@ def main(args: argparse.Namespace) -> int:
             repeats=args.repeats,
             flip=args.flip,
             threads=args.threads,
+            live_clients=args.live_clients,
         )
     except ValueError as error:
         raise InputError(str(error)) from error

@@ -180,6 +180,7 @@ class _Server(ThreadingHTTPServer):
 
     daemon_threads = True
     block_on_close = False
+    request_queue_size = 64  # listen backlog: pages open several connections at once
     live: LiveServer
 
     def process_request(self, request: Any, client_address: Any) -> None:
