@@ -1,22 +1,29 @@
-"""What watching costs: the pipeline with the browser live view, without and with clients.
+"""What watching costs: one pipeline run with the browser live view, clients on and off.
 
-``measure_live_view`` runs the threaded pipeline with a ``ServeSink`` several times in one
-process, alternately with no client and with ``clients`` pages watching (each page: one
-``/video.mjpg`` and one ``/events`` stream, read by a thread over loopback), and reports the
-pipeline FPS of both, their ratio, and the server's own CPU time per frame (publishing,
-JPEG encoding once per frame, building the events, sending; the sum over its threads).
-The clients only drain their sockets, so their own cost stays small; a real browser runs
-elsewhere.
+``measure_live_view`` runs the threaded pipeline once with a ``ServeSink`` and alternates,
+every ``phase_frames`` frames, between no client and ``clients`` pages watching (each page:
+one ``/video.mjpg`` and one ``/events`` stream, drained by another process over loopback, as
+a browser would). Every interval between two finished frames is attributed to the phase it
+fell in (intervals while clients connect or leave are left out), so both figures come from
+the same run, interleaved: on a shared machine whose load drifts, that compares like with
+like far better than two separate runs. It reports the pipeline FPS of both phases, their
+ratio, and the server's own CPU time per frame (publishing, one JPEG encoding per frame,
+building the events, sending; summed over its threads).
 """
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import socket
 import statistics
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from simplepose.config import PipelineConfig
 
@@ -24,12 +31,12 @@ from simplepose.config import PipelineConfig
 PAGE_STREAMS = ("/video.mjpg", "/events")
 
 
-def _read_stream(port: int, path: str, stop: Any) -> None:
+def _read_stream(port: int, path: str, stop: threading.Event) -> None:
     """Drain one stream until ``stop`` is set or the server closes it."""
     buffer = bytearray(1 << 18)
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=10.0) as connection:
-            connection.settimeout(0.5)  # wake up to check ``stop``
+            connection.settimeout(0.2)  # wake up to check ``stop``
             connection.sendall(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
             while not stop.is_set():
                 try:
@@ -41,109 +48,128 @@ def _read_stream(port: int, path: str, stop: Any) -> None:
         return  # the server closed at the end of the run
 
 
-def _watch(port: int, pages: int, stop: Any) -> None:
-    """A watcher process: ``pages`` pages, one thread per stream."""
-    threads = [
-        threading.Thread(target=_read_stream, args=(port, path, stop), daemon=True)
-        for _ in range(pages)
-        for path in PAGE_STREAMS
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+def _watch(port: int, pages: int, commands: Any) -> None:
+    """The watcher process: ``"on"`` opens every page's streams, ``"off"`` closes them."""
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+    commands.send("ready")
+    while True:
+        command = commands.recv()
+        stop.set()
+        for thread in threads:
+            thread.join()
+        if command != "on":
+            if command == "quit":
+                return
+            continue
+        stop = threading.Event()
+        threads = [
+            threading.Thread(target=_read_stream, args=(port, path, stop), daemon=True)
+            for _ in range(pages)
+            for path in PAGE_STREAMS
+        ]
+        for thread in threads:
+            thread.start()
 
 
 class _Watchers:
-    """``pages`` browser-like clients of a live server in their own process (as browsers
-    are: they compete for the CPU, not for this process's GIL)."""
+    """``pages`` browser-like clients in their own process (they compete for the CPU, as
+    browsers on the same machine would, but not for this process's GIL)."""
 
     def __init__(self, port: int, pages: int) -> None:
         context = multiprocessing.get_context("spawn")
-        self._stop = context.Event()
-        self._process = context.Process(target=_watch, args=(port, pages, self._stop),
-                                         daemon=True)  # fmt: skip
+        self._commands, child = context.Pipe()
+        self._process = context.Process(target=_watch, args=(port, pages, child), daemon=True)
         self._process.start()
+        # Starting Python takes a while (and CPU): not inside the measurement.
+        if not self._commands.poll(60.0) or self._commands.recv() != "ready":
+            raise RuntimeError("the watcher process did not start")
 
-    def stop(self) -> None:
-        self._stop.set()
+    def send(self, command: str) -> None:
+        self._commands.send(command)
+
+    def close(self) -> None:
+        self._commands.send("quit")
         self._process.join(timeout=10.0)
         if self._process.is_alive():
             self._process.kill()
 
 
-def _one_run(source: str, estimator: Any, frames: int, pages: int) -> dict[str, Any]:
-    from simplepose.pipeline import Pipeline, open_source
-    from simplepose.pipeline.live import ServeSink
-
-    sink = ServeSink("127.0.0.1", 0)
-    watchers = _Watchers(sink.server.port, pages) if pages else None
-    config = PipelineConfig(max_frames=frames, smooth=True)
-    try:
-        # Every stream connected before the clock starts (a new process takes a while).
-        deadline = time.monotonic() + 60.0
-        while pages and sink.server.health()["clients"] < pages * len(PAGE_STREAMS):
-            if time.monotonic() > deadline:
-                raise RuntimeError("the watching clients did not connect")
-            time.sleep(0.05)
-        with Pipeline(open_source(source), estimator, [sink], config) as pipeline:
-            for _ in pipeline:
-                pass
-    finally:
-        if watchers is not None:
-            watchers.stop()
-        sink.close()
-    published = sink.server._latest.seq
-    return {
-        "fps": pipeline.stats.fps,
-        "frames": published,
-        "server_cpu_ms_per_frame": 1e3 * sink.server.cpu_seconds / max(1, published),
-        "jpegs_encoded": sink.server.jpegs_encoded,
-    }
-
-
 def measure_live_view(
-    source: str, estimator: Any, frames: int, clients: int = 4, repeats: int = 2
+    images: Sequence[npt.NDArray[np.uint8]],
+    estimator: Any,
+    clients: int = 4,
+    phase_frames: int = 8,
+    rounds: int = 6,
 ) -> dict[str, Any]:
-    """Pipeline FPS without and with ``clients`` watching pages, in alternating runs.
+    """Pipeline FPS without and with ``clients`` watching pages, in one run.
 
     Args:
-        source: a video (any ``open_source`` spec that ends).
+        images: BGR frames, looped as a file source (never dropped).
         estimator: the ``PoseEstimator`` to run (warmed up).
-        frames: frames per run.
         clients: watching pages (two streams each).
-        repeats: runs of each kind; the order alternates (none, watched, watched, none, ...)
-            so that a machine getting slower or faster affects both alike.
+        phase_frames: frames per phase; phases alternate (none, watched, none, ...).
+        rounds: pairs of phases.
 
     Returns:
-        ``clients``, ``frames``, ``fps_alone`` / ``fps_watched`` (medians),
-        ``ratio`` (watched / alone), ``server_cpu_ms_per_frame`` (median, watched) and
-        ``server_cpu_ms_per_frame_alone``, ``jpegs_per_frame``, and every run.
+        ``clients``, ``frames``, ``phase_frames``, ``fps_alone`` / ``fps_watched``
+        (frames per second over the intervals of each kind of phase), ``ratio`` (median
+        over the rounds of watched / no-client FPS), ``ratio_of_totals``, ``fps_per_phase``,
+        ``server_cpu_ms_per_frame`` (watched) and ``server_cpu_ms_per_frame_alone``,
+        ``jpegs_per_frame`` (watched) and ``intervals`` (how many of each were used).
     """
-    runs: dict[str, list[dict[str, Any]]] = {"alone": [], "watched": []}
-    for repeat in range(repeats):
-        order = ("alone", "watched") if repeat % 2 == 0 else ("watched", "alone")
-        for kind in order:
-            runs[kind].append(_one_run(source, estimator, frames, clients if kind == "watched"
-                                       else 0))  # fmt: skip
-    alone = statistics.median(run["fps"] for run in runs["alone"])
-    watched = statistics.median(run["fps"] for run in runs["watched"])
+    from simplepose.pipeline import IterableSource, Pipeline
+    from simplepose.pipeline.live import ServeSink
+
+    total = 2 * rounds * phase_frames
+    sink = ServeSink("127.0.0.1", 0)
+    server = sink.server
+    watchers = _Watchers(server.port, clients)
+    # Intervals between finished frames, the server's CPU and JPEGs, per phase.
+    seconds: dict[str, list[float]] = {"alone": [], "watched": []}
+    cpu: dict[str, list[float]] = {"alone": [], "watched": []}
+    jpegs: dict[str, int] = {"alone": 0, "watched": 0}
+    phases: list[list[float]] = [[]]  # intervals of each phase, for the spread
+    looped = IterableSource(itertools.islice(itertools.cycle(images), total))
+    try:
+        with Pipeline(looped, estimator, [sink], PipelineConfig(smooth=True)) as pipeline:
+            last: tuple[float, str, float, int] | None = None
+            for count, _ in enumerate(pipeline, 1):
+                streams = server.health()["clients"]
+                state = {0: "alone", clients * len(PAGE_STREAMS): "watched"}.get(streams, "")
+                now = (time.perf_counter(), state, server.cpu_seconds, server.jpegs_encoded)
+                if last is not None and state and last[1] == state:
+                    seconds[state].append(now[0] - last[0])
+                    cpu[state].append(now[2] - last[2])
+                    jpegs[state] += now[3] - last[3]
+                    phases[-1].append(now[0] - last[0])
+                last = now
+                if count % phase_frames == 0:
+                    phases.append([])
+                    watchers.send("on" if (count // phase_frames) % 2 else "off")
+    finally:
+        watchers.close()
+        sink.close()
+    if not seconds["alone"] or not seconds["watched"]:
+        raise RuntimeError("the live-view measurement saw no steady phase; use more frames")
+    fps = {state: len(values) / sum(values) for state, values in seconds.items()}
+    per_phase = [len(p) / sum(p) if p else float("nan") for p in phases[: 2 * rounds]]
+    # Each watched phase against the no-client phase just before it; the median of these
+    # pairs shrugs off a burst of other load better than the totals do.
+    pairs = [w / a for a, w in zip(per_phase[0::2], per_phase[1::2]) if a > 0 and w > 0]
     return {
         "clients": clients,
-        "frames": frames,
-        "fps_alone": alone,
-        "fps_watched": watched,
-        "ratio": watched / alone,
-        "server_cpu_ms_per_frame": statistics.median(
-            run["server_cpu_ms_per_frame"] for run in runs["watched"]
-        ),
-        "server_cpu_ms_per_frame_alone": statistics.median(
-            run["server_cpu_ms_per_frame"] for run in runs["alone"]
-        ),
-        "jpegs_per_frame": statistics.median(
-            run["jpegs_encoded"] / max(1, run["frames"]) for run in runs["watched"]
-        ),
-        "runs": runs,
+        "frames": total,
+        "phase_frames": phase_frames,
+        "fps_alone": fps["alone"],
+        "fps_watched": fps["watched"],
+        "ratio": statistics.median(pairs) if pairs else fps["watched"] / fps["alone"],
+        "ratio_of_totals": fps["watched"] / fps["alone"],
+        "server_cpu_ms_per_frame": 1e3 * statistics.fmean(cpu["watched"]),
+        "server_cpu_ms_per_frame_alone": 1e3 * statistics.fmean(cpu["alone"]),
+        "jpegs_per_frame": jpegs["watched"] / len(seconds["watched"]),
+        "intervals": {state: len(values) for state, values in seconds.items()},
+        "fps_per_phase": [round(value, 3) for value in per_phase],
     }
 
 
@@ -151,10 +177,12 @@ def format_live_view(live: dict[str, Any]) -> list[str]:
     """The bench table's lines for ``measure_live_view``'s result."""
     return [
         "",
-        f"live view (simplepose run --serve): {live['clients']} pages watching over loopback, "
-        f"MJPEG + events each, {live['frames']} frames per run",
+        f"live view (simplepose run --serve): one run of {live['frames']} frames, "
+        f"{live['phase_frames']}-frame phases alternating between no client and "
+        f"{live['clients']} pages watching (MJPEG + events each, another process, loopback)",
         f"  pipeline FPS: {live['fps_alone']:.2f} without a client, {live['fps_watched']:.2f} "
-        f"watched: {live['ratio']:.3f}x (target >= 0.95)",
+        f"watched: {live['ratio']:.3f}x, median of {len(live['fps_per_phase']) // 2} rounds "
+        "(target >= 0.95)",
         f"  server CPU per frame: {live['server_cpu_ms_per_frame']:.2f} ms watched "
         f"({live['jpegs_per_frame']:.2f} JPEG encodings per frame for all clients), "
         f"{live['server_cpu_ms_per_frame_alone']:.3f} ms without a client (no encoding)",

@@ -280,12 +280,12 @@ def _measure_all(
         if settings.live_clients > 0:
             from simplepose.bench.live import measure_live_view
 
-            # About 10 s per run (at least 20 frames): 4 runs, alternating.
-            live_frames = max(20, min(total, round(10 * pipeline["fps"])))
-            log(f"live view: {live_frames} frames x 4 runs, no client / "
+            # Phases of about 2 s (4 frames to half of --frames), 6 rounds of "none, watched".
+            phase = max(4, min(round(2 * pipeline["fps"]), settings.frames // 2))
+            log(f"live view: {12 * phase} frames, {phase}-frame phases of no client / "
                 f"{settings.live_clients} pages watching")  # fmt: skip
             report["live_view"] = measure_live_view(
-                source, estimator, live_frames, settings.live_clients
+                [frame.image for frame in frames], estimator, settings.live_clients, phase
             )
     report["where_time_goes"] = explain(report)
     report["elapsed_s"] = time.perf_counter() - started
