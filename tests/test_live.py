@@ -6,6 +6,7 @@ token, slowly, or that go away mid-stream; and the page in a real headless Chrom
 from __future__ import annotations
 
 import base64
+import fcntl
 import http.client
 import json
 import logging
@@ -659,12 +660,21 @@ def _chromium() -> str:
     pytest.skip(message)
 
 
+def _above_nine(fd: int) -> int:
+    """A copy of ``fd`` numbered 10 or more (the original is closed)."""
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD, 10)
+    os.close(fd)
+    return moved
+
+
 class _DevTools:
     """A headless Chromium and one page, driven with DevTools protocol commands."""
 
     def __init__(self, binary: str, profile: Path) -> None:
         to_chrome, self._send_fd = os.pipe()
         self._receive_fd, from_chrome = os.pipe()
+        # Chromium's ends above 9, so that moving them to 3 and 4 cannot clobber each other.
+        to_chrome, from_chrome = (_above_nine(fd) for fd in (to_chrome, from_chrome))
         # Chromium reads commands on fd 3 and writes replies on fd 4.
         shell = (
             f'exec 3<&{to_chrome} 4>&{from_chrome} {to_chrome}<&- {from_chrome}>&-; exec "$0" "$@"'
