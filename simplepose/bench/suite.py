@@ -280,8 +280,8 @@ def _measure_all(
         if settings.live_clients > 0:
             from simplepose.bench.live import measure_live_view
 
-            # Phases of about 2 s (4 frames to half of --frames), 6 rounds of "none, watched".
-            phase = max(4, min(round(2 * pipeline["fps"]), settings.frames // 2))
+            # Phases of about 2 s (6 frames to half of --frames), 6 rounds of "none, watched".
+            phase = max(6, min(round(2 * pipeline["fps"]), settings.frames // 2))
             log(f"live view: {12 * phase} frames, {phase}-frame phases of no client / "
                 f"{settings.live_clients} pages watching")  # fmt: skip
             report["live_view"] = measure_live_view(

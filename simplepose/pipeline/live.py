@@ -37,6 +37,7 @@ import ipaddress
 import json
 import logging
 import secrets
+import select
 import socket
 import threading
 import time
@@ -317,6 +318,8 @@ class _Handler(BaseHTTPRequestHandler):
             last_write = time.monotonic()
             while not live.closed:
                 seq = live._latest.wait(sent, _WAIT_S)
+                if self._client_left():
+                    return
                 if live._latest.ended and seq <= sent:
                     part(-1)  # the end marker, if the stream has one
                     return
@@ -338,6 +341,19 @@ class _Handler(BaseHTTPRequestHandler):
             _logger.debug("client %s left the stream: %s", self.address_string(), error)
         finally:
             live._stream_closed()
+
+    def _client_left(self) -> bool:
+        """Whether the client closed its end (it sends nothing after its request, so the
+        socket turns readable only then); checked before each frame, so a page that was
+        closed frees its slot and costs no encoding at once, not at the next failed write."""
+        poller = select.poll()  # not select(): it fails on descriptors above 1023
+        poller.register(self.connection, select.POLLIN)
+        if not poller.poll(0):
+            return False
+        try:
+            return not self.connection.recv(1, socket.MSG_PEEK)
+        except OSError:
+            return True
 
     def _video(self) -> None:
         latest = self.server.live._latest
