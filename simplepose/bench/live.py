@@ -167,7 +167,10 @@ def measure_live_view(
         "ratio_of_totals": fps["watched"] / fps["alone"],
         "server_cpu_ms_per_frame": 1e3 * statistics.fmean(cpu["watched"]),
         "server_cpu_ms_per_frame_alone": 1e3 * statistics.fmean(cpu["alone"]),
+        # Per watched interval; an encoding can land in the interval after its frame's.
         "jpegs_per_frame": jpegs["watched"] / len(seconds["watched"]),
+        "jpegs_encoded": server.jpegs_encoded,  # whole run: at most one per frame
+        "frames_published": server._latest.seq,
         "intervals": {state: len(values) for state, values in seconds.items()},
         "fps_per_phase": [round(value, 3) for value in per_phase],
     }
