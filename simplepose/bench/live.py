@@ -60,6 +60,7 @@ def _watch(port: int, pages: int, commands: Any) -> None:
             thread.join()
         if command != "on":
             if command == "quit":
+                commands.send(time.process_time())  # this process's CPU seconds, all threads
                 return
             continue
         stop = threading.Event()
@@ -88,11 +89,14 @@ class _Watchers:
     def send(self, command: str) -> None:
         self._commands.send(command)
 
-    def close(self) -> None:
+    def close(self) -> float:
+        """Stop the process; returns the CPU seconds it used (NaN if it did not say)."""
         self._commands.send("quit")
+        cpu = float(self._commands.recv()) if self._commands.poll(10.0) else float("nan")
         self._process.join(timeout=10.0)
         if self._process.is_alive():
             self._process.kill()
+        return cpu
 
 
 def measure_live_view(
@@ -128,31 +132,36 @@ def measure_live_view(
     # Intervals between finished frames, the server's CPU and JPEGs, per phase.
     seconds: dict[str, list[float]] = {"alone": [], "watched": []}
     cpu: dict[str, list[float]] = {"alone": [], "watched": []}
+    process_cpu: dict[str, list[float]] = {"alone": [], "watched": []}  # this whole process
     jpegs: dict[str, int] = {"alone": 0, "watched": 0}
     phases: list[list[float]] = [[]]  # intervals of each phase, for the spread
     looped = IterableSource(itertools.islice(itertools.cycle(images), total))
     try:
         with Pipeline(looped, estimator, [sink], PipelineConfig(smooth=True)) as pipeline:
-            last: tuple[float, str, float, int] | None = None
+            last: tuple[float, str, float, int, float] | None = None
             for count, _ in enumerate(pipeline, 1):
                 streams = server.health()["clients"]
                 state = {0: "alone", clients * len(PAGE_STREAMS): "watched"}.get(streams, "")
-                now = (time.perf_counter(), state, server.cpu_seconds, server.jpegs_encoded)
+                now = (time.perf_counter(), state, server.cpu_seconds, server.jpegs_encoded,
+                       time.process_time())  # fmt: skip
                 if last is not None and state and last[1] == state:
                     seconds[state].append(now[0] - last[0])
                     cpu[state].append(now[2] - last[2])
                     jpegs[state] += now[3] - last[3]
+                    process_cpu[state].append(now[4] - last[4])
                     phases[-1].append(now[0] - last[0])
                 last = now
                 if count % phase_frames == 0:
                     phases.append([])
                     watchers.send("on" if (count // phase_frames) % 2 else "off")
     finally:
-        watchers.close()
+        clients_cpu = watchers.close()
         sink.close()
     if not seconds["alone"] or not seconds["watched"]:
         raise RuntimeError("the live-view measurement saw no steady phase; use more frames")
     fps = {state: len(values) / sum(values) for state, values in seconds.items()}
+    clients_cpu_ms = 1e3 * clients_cpu / len(seconds["watched"])
+    cpu_ms = {state: 1e3 * statistics.fmean(values) for state, values in process_cpu.items()}
     per_phase = [len(p) / sum(p) if p else float("nan") for p in phases[: 2 * rounds]]
     # Each watched phase against the no-client phase just before it; the median of these
     # pairs shrugs off a burst of other load better than the totals do.
@@ -169,6 +178,13 @@ def measure_live_view(
         "server_cpu_ms_per_frame_alone": 1e3 * statistics.fmean(cpu["alone"]),
         # Per watched interval; an encoding can land in the interval after its frame's.
         "jpegs_per_frame": jpegs["watched"] / len(seconds["watched"]),
+        # The watching clients' own CPU (this machine's, here; a browser's elsewhere), per
+        # frame shown to them.
+        "clients_cpu_ms_per_frame": clients_cpu_ms,
+        # CPU time per frame of this whole process (pipeline and server), per phase; where
+        # the CPU is the limit, FPS scales with its inverse, whatever else the machine runs.
+        "process_cpu_ms_per_frame": cpu_ms,
+        "ratio_cpu_bound": cpu_ms["alone"] / (cpu_ms["watched"] + clients_cpu_ms),
         "jpegs_encoded": server.jpegs_encoded,  # whole run: at most one per frame
         "frames_published": server._latest.seq,
         "intervals": {state: len(values) for state, values in seconds.items()},
@@ -186,6 +202,10 @@ def format_live_view(live: dict[str, Any]) -> list[str]:
         f"  pipeline FPS: {live['fps_alone']:.2f} without a client, {live['fps_watched']:.2f} "
         f"watched: {live['ratio']:.3f}x, median of {len(live['fps_per_phase']) // 2} rounds "
         "(target >= 0.95)",
+        f"  CPU per frame: {live['process_cpu_ms_per_frame']['alone']:.1f} ms without a client, "
+        f"{live['process_cpu_ms_per_frame']['watched']:.1f} ms watched + "
+        f"{live['clients_cpu_ms_per_frame']:.2f} ms in the clients: "
+        f"{live['ratio_cpu_bound']:.3f}x where the CPU is the limit",
         f"  server CPU per frame: {live['server_cpu_ms_per_frame']:.2f} ms watched "
         f"({live['jpegs_per_frame']:.2f} JPEG encodings per frame for all clients), "
         f"{live['server_cpu_ms_per_frame_alone']:.3f} ms without a client (no encoding)",

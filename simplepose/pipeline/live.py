@@ -4,7 +4,8 @@
 
 * ``/``: one self-contained page (``live_page.PAGE``: no external script, font or CDN)
   showing the overlay and the live figures;
-* ``/video.mjpg``: the overlay as MJPEG (``multipart/x-mixed-replace``), newest frame only;
+* ``/video.mjpg``: the overlay as MJPEG (``multipart/x-mixed-replace``), newest frame only,
+  at most ``max_fps`` (30) per second;
 * ``/events``: Server-Sent Events, one JSON object per frame: the ``--json`` record
   (``index``, ``timestamp``, ``persons``) plus ``figures`` (FPS, latency, people, dropped
   frames, frames, backend, source);
@@ -298,8 +299,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._body(200, "image/jpeg", jpeg)
 
-    def _stream(self, content_type: str, part: Callable[[int], bytes | None]) -> None:
-        """Send ``part(seq)`` for the newest frame each time there is a new one."""
+    def _stream(
+        self,
+        content_type: str,
+        part: Callable[[int], bytes | None],
+        min_interval: float = 0.0,
+    ) -> None:
+        """Send ``part(seq)`` for the newest frame each time there is a new one, at most
+        once per ``min_interval`` seconds (frames in between are skipped, never queued)."""
         live = self.server.live
         if not live._stream_opened():
             self._plain(503, f"too many clients (at most {live.max_clients} streams)\n",
@@ -330,6 +337,8 @@ class _Handler(BaseHTTPRequestHandler):
                         self.wfile.flush()
                         last_write = time.monotonic()
                     sent = seq
+                    if min_interval:
+                        time.sleep(max(0.0, last_write + min_interval - time.monotonic()))
                 elif time.monotonic() - last_write > _KEEPALIVE_S and content_type.startswith(
                     "text/event-stream"
                 ):
@@ -346,8 +355,10 @@ class _Handler(BaseHTTPRequestHandler):
         """Whether the client closed its end (it sends nothing after its request, so the
         socket turns readable only then); checked before each frame, so a page that was
         closed frees its slot and costs no encoding at once, not at the next failed write."""
-        poller = select.poll()  # not select(): it fails on descriptors above 1023
-        poller.register(self.connection, select.POLLIN)
+        poller = getattr(self, "_poller", None)
+        if poller is None:
+            poller = self._poller = select.poll()  # not select(): it fails above fd 1023
+            poller.register(self.connection, select.POLLIN)
         if not poller.poll(0):
             return False
         try:
@@ -368,7 +379,9 @@ class _Handler(BaseHTTPRequestHandler):
             ).encode()
             return header + jpeg + b"\r\n"
 
-        self._stream(f"multipart/x-mixed-replace; boundary={_BOUNDARY}", part)
+        max_fps = self.server.live.max_fps
+        self._stream(f"multipart/x-mixed-replace; boundary={_BOUNDARY}", part,
+                     1.0 / max_fps if max_fps else 0.0)  # fmt: skip
 
     def _events(self) -> None:
         live = self.server.live
@@ -401,6 +414,9 @@ class LiveServer:
         source: what the page names as the source.
         backend: what the page names as the backend.
         first_frame_wait: seconds ``/snapshot.jpg`` waits for a first frame before 503.
+        max_fps: most frames per second ``/video.mjpg`` sends to one client (``None``: every
+            frame). A browser shows no more than its screen's rate, and a pipeline faster
+            than that (a short file, a small model) would pay for encodings nobody sees.
 
     Raises:
         InputError: the port is in use, or the address cannot be bound.
@@ -417,6 +433,7 @@ class LiveServer:
         source: str = "",
         backend: str = "",
         first_frame_wait: float = 5.0,
+        max_fps: float | None = 30.0,
     ) -> None:
         if max_clients < 1:
             raise ValueError(f"max_clients must be >= 1, got {max_clients!r}")
@@ -432,6 +449,9 @@ class LiveServer:
         self.source = source
         self.backend = backend
         self.first_frame_wait = first_frame_wait
+        if max_fps is not None and not max_fps > 0:
+            raise ValueError(f"max_fps must be > 0 or None, got {max_fps!r}")
+        self.max_fps = max_fps
         self._latest = _Latest(jpeg_quality)
         self._lock = threading.Lock()
         self._connections: set[Any] = set()
@@ -612,7 +632,8 @@ class ServeSink(Sink):
     ``simplepose.pipeline.run(source, estimator, [ServeSink(port=8080)])``; open ``url``.
 
     Args:
-        host, port, token, max_clients, jpeg_quality, source, backend: as ``LiveServer``.
+        host, port, token, max_clients, jpeg_quality, source, backend, max_fps: as
+            ``LiveServer``.
 
     Raises:
         InputError: the port is in use, or the address cannot be bound.
@@ -631,10 +652,11 @@ class ServeSink(Sink):
         jpeg_quality: int = 80,
         source: str = "",
         backend: str = "",
+        max_fps: float | None = 30.0,
     ) -> None:
         self.server = LiveServer(host, port, token=token, max_clients=max_clients,
                                  jpeg_quality=jpeg_quality, source=source,
-                                 backend=backend)  # fmt: skip
+                                 backend=backend, max_fps=max_fps)  # fmt: skip
         self._writes = 0
 
     @property
