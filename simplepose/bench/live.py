@@ -52,6 +52,7 @@ def _watch(port: int, pages: int, commands: Any) -> None:
     """The watcher process: ``"on"`` opens every page's streams, ``"off"`` closes them."""
     stop = threading.Event()
     threads: list[threading.Thread] = []
+    started = time.process_time()  # Python's start-up is not a cost of watching
     commands.send("ready")
     while True:
         command = commands.recv()
@@ -60,7 +61,7 @@ def _watch(port: int, pages: int, commands: Any) -> None:
             thread.join()
         if command != "on":
             if command == "quit":
-                commands.send(time.process_time())  # this process's CPU seconds, all threads
+                commands.send(time.process_time() - started)  # CPU seconds, all threads
                 return
             continue
         stop = threading.Event()
