@@ -91,9 +91,11 @@ class _Watchers:
         self._commands.send(command)
 
     def close(self) -> float:
-        """Stop the process; returns the CPU seconds it used (NaN if it did not say)."""
+        """Stop the process; returns the CPU seconds it used."""
         self._commands.send("quit")
-        cpu = float(self._commands.recv()) if self._commands.poll(10.0) else float("nan")
+        if not self._commands.poll(30.0):
+            raise RuntimeError("the watcher process did not report its CPU time")
+        cpu = float(self._commands.recv())
         self._process.join(timeout=10.0)
         if self._process.is_alive():
             self._process.kill()
@@ -163,10 +165,11 @@ def measure_live_view(
     fps = {state: len(values) / sum(values) for state, values in seconds.items()}
     clients_cpu_ms = 1e3 * clients_cpu / len(seconds["watched"])
     cpu_ms = {state: 1e3 * statistics.fmean(values) for state, values in process_cpu.items()}
-    per_phase = [len(p) / sum(p) if p else float("nan") for p in phases[: 2 * rounds]]
+    # A phase can have no steady interval when each of its frames saw clients come or go.
+    per_phase = [len(p) / sum(p) if p else None for p in phases[: 2 * rounds]]
     # Each watched phase against the no-client phase just before it; the median of these
     # pairs shrugs off a burst of other load better than the totals do.
-    pairs = [w / a for a, w in zip(per_phase[0::2], per_phase[1::2]) if a > 0 and w > 0]
+    pairs = [w / a for a, w in zip(per_phase[0::2], per_phase[1::2]) if a and w]
     return {
         "clients": clients,
         "frames": total,
@@ -189,7 +192,7 @@ def measure_live_view(
         "jpegs_encoded": server.jpegs_encoded,  # whole run: at most one per frame
         "frames_published": server._latest.seq,
         "intervals": {state: len(values) for state, values in seconds.items()},
-        "fps_per_phase": [round(value, 3) for value in per_phase],
+        "fps_per_phase": [None if value is None else round(value, 3) for value in per_phase],
     }
 
 
