@@ -129,6 +129,19 @@ def test_pipeline_end_to_end_and_explanation(report: dict) -> None:
     assert where["ceiling_fps"] >= where["serial_fps"] > 0
 
 
+def test_live_view_cost_without_and_with_watching_pages(report: dict) -> None:
+    live = report["live_view"]
+    assert live["clients"] == 4 and live["frames"] == 12 * live["phase_frames"]
+    assert live["intervals"]["alone"] > 0 and live["intervals"]["watched"] > 0
+    for key in ("fps_alone", "fps_watched", "ratio", "server_cpu_ms_per_frame"):
+        assert _positive(live[key]), key
+    # One JPEG per frame for all four pages together, and none while nobody watches.
+    assert live["jpegs_encoded"] <= live["frames_published"] == live["frames"]
+    assert 0 < live["jpegs_per_frame"] <= 1.2  # fewer when the pipeline outruns 30 FPS
+    assert live["server_cpu_ms_per_frame_alone"] < live["server_cpu_ms_per_frame"]
+    assert "live view (simplepose run --serve)" in format_table(report)
+
+
 def test_table_json_and_plots(report: dict, tmp_path: Path) -> None:
     table = format_table(report)
     for text in ("decode (640x480 synthetic)", "infer onnxruntime", "group C++", "speed-up",
@@ -181,6 +194,7 @@ def test_walking_people_are_deterministic() -> None:
         ({"input_size": 32}, "input sizes"),
         ({"people": ()}, "people"),
         ({"backends": ("cuda",)}, "unknown backends"),
+        ({"live_clients": -1}, "live_clients"),
     ],
 )
 def test_settings_are_checked(change: dict, message: str) -> None:

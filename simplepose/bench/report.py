@@ -126,6 +126,10 @@ def format_table(report: dict[str, Any]) -> str:
         f"({100 * where['measured_over_ceiling']:.0f}% of it; one stage after another: "
         f"{where['serial_fps']:.2f} FPS)"
     )
+    if "live_view" in report:
+        from simplepose.bench.live import format_live_view
+
+        lines += format_live_view(report["live_view"])
     skipped = report.get("backends_skipped") or {}
     for name, reason in skipped.items():
         lines.append(f"skipped backend {name}: {reason}")
@@ -260,4 +264,7 @@ def check_report(report: dict[str, Any]) -> list[str]:
         "grouping.speedup_over_reference", report.get("grouping", {}).get("speedup_over_reference")
     )
     check("pipeline.fps", report.get("pipeline", {}).get("fps"))
+    if "live_view" in report:
+        for key in ("fps_alone", "fps_watched", "server_cpu_ms_per_frame"):
+            check(f"live_view.{key}", report["live_view"].get(key))
     return problems

@@ -18,7 +18,7 @@ from simplepose.bench import stages
 from simplepose.bench.synthetic import WalkingPeople, write_walking_video
 from simplepose.bench.timing import environment
 from simplepose.errors import InputError
-from simplepose.inference.backends import describe_backend
+from simplepose.inference.backends import backend_label, describe_backend
 
 _logger = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ class BenchSettings:
         flip: flip test (doubles the network's batch).
         threads: CPU threads for torch and ONNX Runtime; ``None``: the libraries' default.
         people: crowd sizes of the grouping sweep.
+        live_clients: pages watching the browser live view in its measurement (0: skip it).
     """
 
     weights: str | None = None
@@ -64,11 +65,14 @@ class BenchSettings:
     flip: bool = False
     threads: int | None = None
     people: tuple[int, ...] = (1, 5, 10, 20, 40)
+    live_clients: int = 4
 
     def __post_init__(self) -> None:
         for name in ("input_size", "frames", "repeats"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.live_clients < 0:
+            raise ValueError(f"live_clients must be >= 0, got {self.live_clients}")
         sizes = (self.input_size, *self.size_sweep)
         if any(size < 64 for size in sizes):
             raise ValueError(f"input sizes must be >= 64, got {sizes}")
@@ -112,14 +116,6 @@ def _load_network(settings: BenchSettings) -> tuple[Any, dict[str, Any]]:
         return path, {"kind": "file", "path": str(path)}
     model = load_checkpoint(path)
     return model, {"kind": "file", "path": str(path), "config": model.config.to_dict()}
-
-
-def _backend_label(backend: Any) -> str:
-    providers = getattr(backend, "providers", None)
-    if providers:
-        return f"{backend.name} ({providers[0].replace('ExecutionProvider', '')})"
-    device = getattr(backend, "device", None)
-    return f"{backend.name} ({device})" if device is not None else backend.name
 
 
 def _make_backends(
@@ -227,7 +223,7 @@ def _measure_all(
         backends, setup_s, skipped = _make_backends(network, names, settings.threads, log)
         report["backends"] = {
             name: {
-                "label": _backend_label(backend),
+                "label": backend_label(backend),
                 "describe": describe_backend(backend),
                 "setup_s": setup_s[name],
             }
@@ -279,6 +275,16 @@ def _measure_all(
         )  # fmt: skip
         pipeline["backend"] = fastest
         report["pipeline"] = pipeline
+        if settings.live_clients > 0:
+            from simplepose.bench.live import measure_live_view
+
+            # Phases of about 2 s (6 frames to half of --frames), 6 rounds of "none, watched".
+            phase = max(6, min(round(2 * pipeline["fps"]), settings.frames // 2))
+            log(f"live view: {12 * phase} frames, {phase}-frame phases of no client / "
+                f"{settings.live_clients} pages watching")  # fmt: skip
+            report["live_view"] = measure_live_view(
+                [frame.image for frame in frames], estimator, settings.live_clients, phase
+            )
     report["where_time_goes"] = explain(report)
     report["elapsed_s"] = time.perf_counter() - started
     return report

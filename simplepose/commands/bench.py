@@ -71,6 +71,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--threads", type=positive_int, default=None, help="CPU threads for inference (>= 1)"
     )
+    parser.add_argument(
+        "--live-clients", type=int, default=4, metavar="N",
+        help="pages watching the browser live view in its measurement (0: skip it)",
+    )  # fmt: skip
     parser.add_argument("--output-dir", default="bench", help="where bench.json and plots go")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.set_defaults(func=main)
@@ -97,6 +101,7 @@ def main(args: argparse.Namespace) -> int:
             repeats=args.repeats,
             flip=args.flip,
             threads=args.threads,
+            live_clients=args.live_clients,
         )
     except ValueError as error:
         raise InputError(str(error)) from error

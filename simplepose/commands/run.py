@@ -41,13 +41,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     add_model_arguments(parser, flip_default=False)
 
     outputs = parser.add_argument_group("outputs")
-    outputs.add_argument("--show", action="store_true", help="show the overlay in a window")
+    outputs.add_argument(
+        "--show", action="store_true", help="show the overlay in a window (q / Esc close it)"
+    )
     outputs.add_argument("--output", metavar="FILE", help="write the overlay video (.mp4)")
     outputs.add_argument("--json", metavar="FILE", help="write JSON Lines, one line per frame")
     outputs.add_argument("--csv", metavar="FILE", help="write CSV, one row per keypoint")
     outputs.add_argument(
         "--coco", metavar="FILE", help="write COCO keypoint results json (image folders)"
     )
+
+    _add_live_arguments(parser)
 
     processing = parser.add_argument_group("processing")
     processing.add_argument("--no-track", action="store_true", help="no person IDs")
@@ -72,6 +76,61 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     processing.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=main)
     return parser
+
+
+def _add_live_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--serve`` and its options, and the webcam controls."""
+    live = parser.add_argument_group("live view in a browser")
+    live.add_argument(
+        "--serve", nargs="?", const="127.0.0.1:8080", default=None, metavar="[HOST:]PORT",
+        help="serve the live overlay, figures and events over HTTP (alone: 127.0.0.1:8080); "
+        "an address other than loopback needs a token (--serve-token, or one is generated)",
+    )  # fmt: skip
+    live.add_argument(
+        "--serve-token", default=None, metavar="TOKEN",
+        help="secret every request must carry (?token=... or Authorization: Bearer)",
+    )  # fmt: skip
+    live.add_argument(
+        "--serve-clients", type=int, default=8, metavar="N",
+        help="streams served at once (a browser page holds two); more get 503",
+    )  # fmt: skip
+    camera = parser.add_argument_group("webcam (SOURCE 0, 1, ...)")
+    camera.add_argument(
+        "--camera-size", default=None, metavar="WxH",
+        help="frame size to ask the camera for, e.g. 1280x720",
+    )  # fmt: skip
+    camera.add_argument(
+        "--camera-fps", type=float, default=None, metavar="N", help="frame rate to ask for"
+    )
+    camera.add_argument(
+        "--fourcc", default="auto", metavar="CODE",
+        help="pixel format to ask for (MJPG, YUYV, ...); auto: MJPG above 640x480",
+    )  # fmt: skip
+
+
+def _camera_size(text: str) -> tuple[int, int]:
+    width, sep, height = text.lower().partition("x")
+    if not sep or not width.isdigit() or not height.isdigit() or min(int(width), int(height)) < 1:
+        raise InputError(f"--camera-size expects WIDTHxHEIGHT such as 1280x720, got {text!r}")
+    return int(width), int(height)
+
+
+def _camera_options(args: argparse.Namespace) -> dict[str, Any] | None:
+    """``CameraSource`` keywords from the webcam flags; ``None`` when none was given."""
+    fourcc = None if args.fourcc.lower() == "auto" else args.fourcc
+    if fourcc is not None and len(fourcc) != 4:
+        raise InputError(f"--fourcc takes four characters (MJPG, YUYV, ...), got {fourcc!r}")
+    if args.camera_fps is not None and not args.camera_fps > 0:
+        raise InputError(f"--camera-fps must be > 0, got {args.camera_fps:g}")
+    size = None if args.camera_size is None else _camera_size(args.camera_size)
+    given = size is not None or args.camera_fps is not None or fourcc is not None
+    if not given:
+        return None
+    if not str(args.source).strip().isdigit():
+        raise InputError(
+            "--camera-size, --camera-fps and --fourcc apply to webcams (SOURCE 0, 1, ...)"
+        )
+    return {"size": size, "fps": args.camera_fps, "fourcc": fourcc}
 
 
 def _pipeline_config(args: argparse.Namespace) -> PipelineConfig:
@@ -128,7 +187,12 @@ def _open_sinks(args: argparse.Namespace, source: Any) -> list[Any]:
             ids = coco_image_ids(source.paths) if isinstance(source, ImageFolderSource) else None
             sinks.append(CocoResultsSink(args.coco, ids))
         if args.show:
-            sinks.append(WindowSink())
+            try:
+                sinks.append(WindowSink())
+            except InputError as error:
+                raise InputError(f"{error}; watch in a browser instead with --serve") from error
+        if args.serve:
+            sinks.append(_serve_sink(args))
     except BaseException:
         for sink in sinks:
             sink.abort()
@@ -136,14 +200,31 @@ def _open_sinks(args: argparse.Namespace, source: Any) -> list[Any]:
     return sinks
 
 
+def _serve_sink(args: argparse.Namespace) -> Any:
+    from simplepose.pipeline.live import ServeSink, parse_address
+
+    if args.serve_clients < 1:
+        raise InputError(f"--serve-clients must be >= 1, got {args.serve_clients}")
+    host, port = parse_address(args.serve)
+    sink = ServeSink(host, port, token=args.serve_token, max_clients=args.serve_clients,
+                     source=str(args.source))  # fmt: skip
+    print(f"live view: {sink.url}", file=sys.stderr, flush=True)  # noqa: T201
+    return sink
+
+
 def main(args: argparse.Namespace) -> int:
     """Run the pipeline as the arguments say; returns the exit code."""
     from tqdm import tqdm
 
-    from simplepose.pipeline import Pipeline, PipelineError, open_source
+    from simplepose.inference.backends import backend_label
+    from simplepose.pipeline import CameraSource, Pipeline, PipelineError, open_source
+    from simplepose.pipeline.live import ServeSink
 
     config = _pipeline_config(args)
-    source = open_source(args.source, fps=args.fps)
+    camera = _camera_options(args)
+    source = open_source(args.source, fps=args.fps, camera=camera)
+    if isinstance(source, CameraSource):
+        print(source.describe(), file=sys.stderr, flush=True)  # noqa: T201
     try:
         _check_outputs(args, source)
         sinks = _open_sinks(args, source)
@@ -151,6 +232,9 @@ def main(args: argparse.Namespace) -> int:
             estimator = build_estimator(args)
             if source.size:
                 warn_if_capped(estimator.config, source.size[::-1], f"SOURCE {args.source}")
+            for sink in sinks:
+                if isinstance(sink, ServeSink):
+                    sink.server.backend = backend_label(estimator.backend)
             pipeline = Pipeline(source, estimator, sinks, config)
         except BaseException:
             for sink in sinks:

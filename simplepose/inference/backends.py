@@ -87,6 +87,15 @@ def describe_backend(backend: Any) -> str:
     return describe() if callable(describe) else f"backend {getattr(backend, 'name', backend)}"
 
 
+def backend_label(backend: Any) -> str:
+    """Short label for tables and the live page: ``torch (cuda:0)``, ``onnxruntime (CPU)``."""
+    providers = getattr(backend, "providers", None)
+    if providers:
+        return f"{backend.name} ({providers[0].replace('ExecutionProvider', '')})"
+    device = getattr(backend, "device", None)
+    return f"{backend.name} ({device})" if device is not None else str(backend.name)
+
+
 def check_heatmaps(heatmaps: npt.NDArray[Any], batch_shape: tuple[int, ...], fmt: str) -> None:
     """Raise ``ValueError`` unless ``heatmaps`` fit the input batch (N, 50, H/4, W/4)."""
     n, h, w = (batch_shape[0], *batch_shape[2:4]) if fmt == FLOAT_NCHW else batch_shape[:3]

@@ -8,6 +8,7 @@ own.
 
 from __future__ import annotations
 
+from simplepose.pipeline.live import LiveServer, ServeSink
 from simplepose.pipeline.render import Renderer, draw_poses
 from simplepose.pipeline.runner import (
     STAGES,
@@ -41,6 +42,7 @@ from simplepose.pipeline.tracking import Tracker, greedy_match, keypoint_similar
 
 __all__ = [
     "STAGES",
+    "ServeSink",
     "CameraSource",
     "CocoResultsSink",
     "CsvSink",
@@ -48,6 +50,7 @@ __all__ = [
     "ImageFolderSource",
     "IterableSource",
     "JsonLinesSink",
+    "LiveServer",
     "OneEuroFilter",
     "Pipeline",
     "PipelineError",

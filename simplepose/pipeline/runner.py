@@ -111,6 +111,7 @@ class PipelineStats:
         self._lock = threading.Lock()
         self._stages: dict[str, deque[float]] = {}
         self._latency: deque[float] = deque(maxlen=window)
+        self._display: deque[float] = deque(maxlen=window)
         self._done_at: deque[float] = deque(maxlen=64)
         self._window = window
         self.frames = 0
@@ -136,6 +137,12 @@ class PipelineStats:
             self._latency.append(latency)
             self._done_at.append(now)
         return latency
+
+    def frame_displayed(self, captured_at: float) -> None:
+        """Record that a display sink (window, browser view) has shown a frame."""
+        latency = time.perf_counter() - captured_at
+        with self._lock:
+            self._display.append(latency)
 
     @property
     def dropped(self) -> int:
@@ -172,12 +179,17 @@ class PipelineStats:
             return list(self._stages.get(stage, ()))
 
     def summary(self) -> dict[str, Any]:
-        """Plain dict: frames, dropped, elapsed, fps and per-stage / latency median, p95 ms."""
+        """Plain dict: frames, dropped, elapsed, fps and per-stage / latency median, p95 ms.
+
+        ``latency_ms`` is capture -> result; ``display_ms`` (only when a display sink ran) is
+        capture -> shown in a window or handed to the browser view.
+        """
         with self._lock:
             stages = {name: list(values) for name, values in self._stages.items()}
             latency = list(self._latency)
+            display = list(self._display)
         ordered = [s for s in STAGES if s in stages] + [s for s in stages if s not in STAGES]
-        return {
+        summary: dict[str, Any] = {
             "frames": self.frames,
             "dropped": self.dropped,
             "source_dropped": self.source_dropped,
@@ -197,6 +209,13 @@ class PipelineStats:
                 "p95": _percentile_ms(latency, 95),
             },
         }
+        if display:
+            # Capture -> shown in a window or handed to the browser view (display sinks).
+            summary["display_ms"] = {
+                "median": _percentile_ms(display, 50),
+                "p95": _percentile_ms(display, 95),
+            }
+        return summary
 
     def table(self) -> str:
         """The summary as a small text table."""
@@ -206,6 +225,9 @@ class PipelineStats:
             lines.append(f"{name:<10}{values['median']:>11.2f}{values['p95']:>10.2f}")
         latency = summary["latency_ms"]
         lines.append(f"{'latency':<10}{latency['median']:>11.2f}{latency['p95']:>10.2f}")
+        display = summary.get("display_ms")
+        if display is not None:
+            lines.append(f"{'display':<10}{display['median']:>11.2f}{display['p95']:>10.2f}")
         lines.append(
             f"{summary['frames']} frames in {summary['elapsed_s']:.2f} s "
             f"({summary['fps']:.1f} FPS), dropped {summary['dropped']} "
@@ -391,6 +413,8 @@ class Pipeline:
         for sink in self.sinks:
             if not sink.main_thread:
                 sink.write(result)
+                if sink.displays and item.frame.captured_at:
+                    self.stats.frame_displayed(item.frame.captured_at)
             if sink.stop_requested:
                 self._stop.set()
 
@@ -400,6 +424,8 @@ class Pipeline:
         for sink in self.sinks:
             if sink.main_thread:
                 sink.write(result)
+                if sink.displays and item.frame.captured_at:
+                    self.stats.frame_displayed(item.frame.captured_at)
                 if sink.stop_requested:
                     self._stop.set()
         latency = self.stats.frame_done(item.frame.captured_at)

@@ -42,10 +42,13 @@ class Sink:
             when some sink needs it, unless told otherwise).
         main_thread: ``write`` must run in the thread that iterates the pipeline (GUI
             windows); other sinks run in the pipeline's sink thread.
+        displays: the sink shows frames to a person (window, browser view); the pipeline
+            records the capture-to-display latency when its ``write`` returns.
     """
 
     needs_rendered: bool = False
     main_thread: bool = False
+    displays: bool = False
 
     def write(self, result: FrameResult) -> None:
         """Write one frame's result."""
@@ -103,6 +106,15 @@ def _persons(result: FrameResult) -> list[dict[str, Any]]:
     ]
 
 
+def frame_record(result: FrameResult) -> dict[str, Any]:
+    """One frame as ``JsonLinesSink`` writes it: ``{"index", "timestamp", "persons"}``."""
+    return {
+        "index": result.frame.index,
+        "timestamp": round(float(result.frame.timestamp), 6),
+        "persons": _persons(result),
+    }
+
+
 class _TextFileSink(Sink):
     """A sink writing one text file, opened at construction; ``abort`` deletes it."""
 
@@ -141,11 +153,7 @@ class JsonLinesSink(_TextFileSink):
 
     def write(self, result: FrameResult) -> None:
         file = self._open_file()
-        record = {
-            "index": result.frame.index,
-            "timestamp": round(float(result.frame.timestamp), 6),
-            "persons": _persons(result),
-        }
+        record = frame_record(result)
         file.write(json.dumps(record, separators=(",", ":")) + "\n")
         file.flush()
 
@@ -389,39 +397,55 @@ class VideoFileSink(Sink):
         _remove(self.path)
 
 
-def gui_problem() -> str | None:
-    """Why an OpenCV window cannot be shown here, or ``None`` when it can."""
+def opencv_has_gui() -> bool:
+    """Whether the installed OpenCV can open windows (``opencv-python``, not ``-headless``)."""
     import cv2
 
     info = cv2.getBuildInformation()
     gui_lines = [line for line in info.splitlines() if line.strip().startswith("GUI:")]
-    if gui_lines and gui_lines[0].split(":", 1)[1].strip().upper() == "NONE":
+    return not (gui_lines and gui_lines[0].split(":", 1)[1].strip().upper() == "NONE")
+
+
+def gui_problem() -> str | None:
+    """Why a window cannot be shown here, or ``None`` when it can (as far as one can tell
+    without opening it).
+
+    On Linux a window needs a display; OpenCV's own window is used when the installed
+    OpenCV has one, else a plain X11 window (``xwindow``). Elsewhere it needs an OpenCV
+    with GUI support.
+    """
+    if sys.platform.startswith("linux"):
+        if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            return "no display: neither DISPLAY nor WAYLAND_DISPLAY is set (headless or ssh?)"
+        if not os.environ.get("DISPLAY") and not opencv_has_gui():
+            return "Wayland without XWayland: DISPLAY is not set"
+        return None
+    if not opencv_has_gui():
         return (
             "the installed OpenCV has no GUI support (opencv-python-headless); install "
             "opencv-python instead to use a window"
         )
-    if sys.platform.startswith("linux") and not (
-        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
-    ):
-        return "no display: neither DISPLAY nor WAYLAND_DISPLAY is set (headless or ssh -X?)"
     return None
 
 
 class WindowSink(Sink):
-    """Shows the rendered frames in an OpenCV window; ``q`` or Esc (or closing the window)
-    asks the pipeline to stop.
+    """Shows the rendered frames in a window; ``q`` or Esc (or closing the window) asks the
+    pipeline to stop.
 
-    Writes run in the thread that iterates the pipeline, as GUI toolkits require.
+    The window is OpenCV's when the installed OpenCV has GUI support, else (Linux) a plain
+    X11 window (``simplepose.pipeline.xwindow``). Writes run in the thread that iterates
+    the pipeline, as GUI toolkits require.
 
     Args:
         title: window title.
 
     Raises:
-        InputError: no display or no GUI support in the installed OpenCV.
+        InputError: no display, or no way to open a window here (the message says why).
     """
 
     needs_rendered = True
     main_thread = True
+    displays = True
 
     def __init__(self, title: str = "simplepose") -> None:
         import cv2
@@ -430,16 +454,29 @@ class WindowSink(Sink):
         if problem is not None:
             raise InputError(f"cannot show a window: {problem}")
         self.title = title
-        try:
-            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
-        except cv2.error as error:
-            raise InputError(f"cannot show a window: {error}") from error
+        self._xwindow: Any = None
+        if opencv_has_gui():
+            try:
+                cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+            except cv2.error as error:
+                raise InputError(f"cannot show a window: {error}") from error
+        else:
+            from simplepose.pipeline.xwindow import XWindow
+
+            try:
+                self._xwindow = XWindow(title)
+            except InputError as error:
+                raise InputError(f"cannot show a window: {error}") from error
         self._stop = False
         self._open = True
 
     def write(self, result: FrameResult) -> None:
         import cv2
 
+        if self._xwindow is not None:
+            self._xwindow.show(sink_image(result))
+            self._stop = self._xwindow.closed
+            return
         cv2.imshow(self.title, sink_image(result))
         key = cv2.waitKey(1) & 0xFF
         visible = cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE)
@@ -455,7 +492,10 @@ class WindowSink(Sink):
 
         if self._open:
             self._open = False
-            cv2.destroyWindow(self.title)
+            if self._xwindow is not None:
+                self._xwindow.close()
+            else:
+                cv2.destroyWindow(self.title)
 
 
 def sink_image(result: FrameResult) -> npt.NDArray[np.uint8]:

@@ -194,23 +194,62 @@ class _LiveSource(Source):
             self._release()
 
 
+#: Frames larger than this are asked for in MJPG by default: uncompressed YUYV over USB 2
+#: carries 640 x 480 at 30 FPS, while most UVC cameras deliver 720p / 1080p at 30 FPS
+#: only as MJPG (and otherwise fall back, silently, to a few FPS or a smaller size).
+MJPG_ABOVE_PIXELS = 640 * 480
+
+
+def fourcc_text(code: float) -> str:
+    """``cv2.CAP_PROP_FOURCC``'s number -> its four characters (``""`` when unknown)."""
+    number = int(code)
+    if number <= 0:
+        return ""
+    text = number.to_bytes(4, "little").decode("latin-1")
+    return text if text.isprintable() else ""
+
+
 class CameraSource(_LiveSource):
     """A webcam opened with OpenCV (``cv2.VideoCapture``).
 
-    Timestamps are seconds of the capture clock since the first frame.
+    Timestamps are seconds of the capture clock since the first frame. Cameras silently
+    fall back to what they can do, so the values they report after the request are kept in
+    ``size``, ``fps`` and ``fourcc`` (and ``describe()`` says both).
 
     Args:
         index: camera index (``0`` is the first camera).
+        size: ``(width, height)`` to ask for; ``None``: the camera's default.
+        fps: frame rate to ask for; ``None``: the camera's default.
+        fourcc: pixel format to ask for (``"MJPG"``, ``"YUYV"``, ...); ``None``: MJPG when
+            ``size`` is larger than 640 x 480, else the camera's default.
 
     Raises:
         InputError: no camera with that index can be opened.
     """
 
-    def __init__(self, index: int) -> None:
+    def __init__(
+        self,
+        index: int,
+        *,
+        size: tuple[int, int] | None = None,
+        fps: float | None = None,
+        fourcc: str | None = None,
+    ) -> None:
         import cv2
 
         if not isinstance(index, int) or isinstance(index, bool) or index < 0:
             raise TypeError(f"camera index must be an int >= 0, got {index!r}")
+        if size is not None and (len(size) != 2 or min(size) < 1):
+            raise ValueError(f"camera size must be (width, height) >= 1, got {size!r}")
+        if fps is not None and not fps > 0:
+            raise ValueError(f"camera fps must be > 0, got {fps!r}")
+        if fourcc is not None and len(fourcc) != 4:
+            raise ValueError(f"fourcc must have 4 characters, got {fourcc!r}")
+        if fourcc is None and size is not None and size[0] * size[1] > MJPG_ABOVE_PIXELS:
+            fourcc = "MJPG"
+        self.requested_size = size
+        self.requested_fps = fps
+        self.requested_fourcc = fourcc
         super().__init__()
         self.name = str(index)
         # OpenCV logs its own warnings for a missing device; our error says it in one line.
@@ -223,12 +262,39 @@ class CameraSource(_LiveSource):
         if not self._capture.isOpened():
             self._capture.release()
             raise InputError(f"camera {index} is not available (no device or no permission)")
-        fps = float(self._capture.get(cv2.CAP_PROP_FPS))
-        self.fps = fps if fps > 0 else None
+        # The pixel format first, then the size, then the rate: V4L2 drivers pick the rates
+        # they offer per format and size.
+        if fourcc is not None:
+            self._capture.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*fourcc))
+        if size is not None:
+            self._capture.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
+            self._capture.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
+        if fps is not None:
+            self._capture.set(cv2.CAP_PROP_FPS, fps)
+        self.fourcc = fourcc_text(self._capture.get(cv2.CAP_PROP_FOURCC))
+        delivered_fps = float(self._capture.get(cv2.CAP_PROP_FPS))
+        self.fps = delivered_fps if delivered_fps > 0 else None
         width = int(self._capture.get(cv2.CAP_PROP_FRAME_WIDTH))
         height = int(self._capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
         self.size = (width, height) if width > 0 and height > 0 else None
         self.time_base = Fraction(1, 1000)
+
+    def describe(self) -> str:
+        """What the camera delivers (and what was asked when it differs), in one line."""
+        size = f"{self.size[0]}x{self.size[1]}" if self.size else "unknown size"
+        fps = f"{self.fps:g} FPS" if self.fps else "unknown FPS"
+        text = f"camera {self.name}: {size} at {fps}, {self.fourcc or 'unknown format'}"
+        wanted = []
+        size_asked, fps_asked = self.requested_size, self.requested_fps
+        if size_asked is not None and tuple(size_asked) != self.size:
+            wanted.append(f"{size_asked[0]}x{size_asked[1]}")
+        if fps_asked is not None and (self.fps is None or abs(fps_asked - self.fps) > 0.5):
+            wanted.append(f"{fps_asked:g} FPS")
+        if self.requested_fourcc is not None and self.requested_fourcc != self.fourcc:
+            wanted.append(self.requested_fourcc)
+        if wanted:
+            text += f" (asked for {', '.join(wanted)}; the camera fell back)"
+        return text
 
     def _grab(self) -> Iterator[tuple[float, npt.NDArray[np.uint8]]]:
         start: float | None = None
@@ -495,7 +561,12 @@ def _missing(spec: str) -> InputError:
     )
 
 
-def open_source(spec: str | int | os.PathLike[str], *, fps: float | None = None) -> Source:
+def open_source(
+    spec: str | int | os.PathLike[str],
+    *,
+    fps: float | None = None,
+    camera: dict[str, Any] | None = None,
+) -> Source:
     """Open a frame source, recognising its kind from ``spec``.
 
     Args:
@@ -503,6 +574,8 @@ def open_source(spec: str | int | os.PathLike[str], *, fps: float | None = None)
             ``rtmp://``, ``udp://``, ...), a folder of images, a glob pattern
             (``"frames/*.jpg"``) or a video file.
         fps: nominal frame rate for image folders (timestamps ``index / fps``).
+        camera: keyword arguments of ``CameraSource`` (``size``, ``fps``, ``fourcc``) used
+            when ``spec`` is a camera index.
 
     Returns:
         The opened ``Source``; close it (or use it as a context manager) when done.
@@ -514,10 +587,10 @@ def open_source(spec: str | int | os.PathLike[str], *, fps: float | None = None)
     if isinstance(spec, bool) or not isinstance(spec, (str, int, os.PathLike)):
         raise TypeError(f"source must be a str, int or path, got {type(spec).__name__}")
     if isinstance(spec, int):
-        return CameraSource(spec)
+        return CameraSource(spec, **(camera or {}))
     text = os.fspath(spec)
     if isinstance(spec, str) and text.strip().isdigit():
-        return CameraSource(int(text))
+        return CameraSource(int(text), **(camera or {}))
     if "://" in text:
         scheme = text.split("://", 1)[0].lower()
         if scheme == "file":
