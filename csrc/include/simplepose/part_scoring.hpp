@@ -16,6 +16,17 @@ namespace simplepose {
 // (A, B) id order, i.e. a stable sort), and kept greedily when neither endpoint was used by
 // this part, up to min(#A, #B) connections.
 //
+// With params.exchange_partners, the greedy matching is then improved by exchanges: for kept
+// connections i < j (in the current order), (A_i, B_i) and (A_j, B_j) become (A_i, B_j) and
+// (A_j, B_i) when both of those were accepted and their weights sum to more, where a pair's
+// weight is score * max(score_A, 0) * max(score_B, 0); passes over all i < j repeat until one
+// makes no exchange (at most as many passes as kept connections). Finally the kept connections
+// are stably sorted by rank, descending.
+//
+// Pairs that cannot be accepted are rejected without interpolating: a sample can only pass
+// if a corner of its 2 x 2 interpolation cell does, so counting such samples bounds #passed
+// from above (this changes no result, only the work).
+//
 // heatmaps: (50, H, W) view; peaks: from find_peaks (grid cells). out: overwritten.
 void score_parts(const HeatmapView& heatmaps, const Peaks& peaks, const DecodeParams& params,
                  Connections* out);
