@@ -4,17 +4,34 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <vector>
 
 #include "common.hpp"
 
+// AVX2 kernels (gathers, four doubles per instruction) for x86 CPUs that have it, chosen at
+// run time; every other build and CPU takes the SSE2 / scalar code. Both give the same bits.
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+#include <immintrin.h>
+#define SIMPLEPOSE_AVX2 1
+#define SIMPLEPOSE_TARGET_AVX2 __attribute__((target("avx2,popcnt")))
+#else
+#define SIMPLEPOSE_AVX2 0
+#endif
+
 namespace simplepose {
 
 namespace {
 
 using detail::finite_or_zero;
+
+#if defined(__GNUC__) || defined(__clang__)
+#define SIMPLEPOSE_INLINE inline __attribute__((always_inline))
+#else
+#define SIMPLEPOSE_INLINE inline
+#endif
 
 constexpr double kMinLength = 1e-6;  // grid cells; shorter pairs are skipped (zero length)
 
@@ -69,14 +86,27 @@ inline float largest_corner(const float* map, int h, int w, double x, double y) 
   return std::max(std::max(r0[x0], r0[x1]), std::max(r1[x0], r1[x1]));
 }
 
-// Whether every value of the (H, W) map lies in [-1, FLT_MAX] (no NaN, no infinity), which
-// the lazy bound needs. Branch-free, so the compiler vectorises it.
+// Whether every value of the (H, W) map lies in [-1, 3e38] (no NaN, no infinity), which the
+// lazy bound needs.
 bool bounded_map(const float* map, std::int64_t size) {
-  int bad = 0;
-  for (std::int64_t i = 0; i < size; ++i) {
-    bad |= static_cast<int>(!(map[i] >= -1.0f)) | static_cast<int>(!(map[i] <= 3.0e38f));
+  std::int64_t i = 0;
+#if SIMPLEPOSE_SSE2
+  const __m128 low = _mm_set1_ps(-1.0f);
+  __m128 bad = _mm_setzero_ps();
+  __m128 largest = low;
+  for (; i + 4 <= size; i += 4) {
+    const __m128 v = _mm_loadu_ps(map + i);
+    bad = _mm_or_ps(bad, _mm_cmpnge_ps(v, low));  // below -1, or NaN
+    largest = _mm_max_ps(largest, v);
   }
-  return bad == 0;
+  if (_mm_movemask_ps(_mm_or_ps(bad, _mm_cmpnle_ps(largest, _mm_set1_ps(3.0e38f)))) != 0) {
+    return false;
+  }
+#endif
+  for (; i < size; ++i) {
+    if (!(map[i] >= -1.0f && map[i] <= 3.0e38f)) return false;
+  }
+  return true;
 }
 
 // Which interpolation cells of one part map can give a sample above the threshold (> 0).
@@ -94,7 +124,7 @@ class SupportMask {
     h_ = h;
     w_ = w;
     small_ = static_cast<std::int64_t>(h) * w < (std::int64_t{1} << 31);
-    cells_.resize(static_cast<std::size_t>(h) * w);
+    cells_.resize(static_cast<std::size_t>(h) * w + 3);  // 3 bytes of padding (passes_avx2)
     row_.resize(static_cast<std::size_t>(w) + 1);
     const float floor = corner_floor(threshold);
     std::uint8_t* row = row_.data();
@@ -128,37 +158,28 @@ class SupportMask {
   // that order until more than `allowed` (the count returned then exceeds `allowed`). Both
   // endpoints must be inside the grid: every sample then truncates to the cell bilinear()
   // clamps to (coordinates in (-1, W) truncate like clamped ones). `fractions` must be
-  // readable 3 entries past n (padding).
-  int failures_inside(double ax, double ay, double dx, double dy, const double* fractions, int n,
-                      int allowed) const {
+  // readable 1 entry past n (padding).
+  SIMPLEPOSE_INLINE int failures_inside(double ax, double ay, double dx, double dy,
+                                        const double* fractions, int n, int allowed) const {
     const std::uint8_t* cells = cells_.data();
     int failures = 0;
 #if SIMPLEPOSE_SSE2
     if (small_) {
-      // Four samples per step; the cell index y * W + x is formed in double (exact below
-      // 2^53) so SSE2 needs no 32-bit multiply.
+      // Two samples per step (SSE2 holds two doubles); the cell index y * W + x is formed in
+      // double (exact below 2^53), so no 32-bit multiply is needed. The count is checked
+      // once allowed + 1 samples are in, then after every step.
       const __m128d vax = _mm_set1_pd(ax);
       const __m128d vay = _mm_set1_pd(ay);
       const __m128d vdx = _mm_set1_pd(dx);
       const __m128d vdy = _mm_set1_pd(dy);
       const __m128d vw = _mm_set1_pd(static_cast<double>(w_));
-      alignas(16) std::int32_t index[4];
-      for (int i = 0; i < n; i += 4) {
-        const __m128d t0 = _mm_loadu_pd(fractions + i);
-        const __m128d t1 = _mm_loadu_pd(fractions + i + 2);
-        const __m128d x0 = truncated(_mm_add_pd(vax, _mm_mul_pd(t0, vdx)));
-        const __m128d x1 = truncated(_mm_add_pd(vax, _mm_mul_pd(t1, vdx)));
-        const __m128d y0 = truncated(_mm_add_pd(vay, _mm_mul_pd(t0, vdy)));
-        const __m128d y1 = truncated(_mm_add_pd(vay, _mm_mul_pd(t1, vdy)));
-        const __m128i i0 = _mm_cvttpd_epi32(_mm_add_pd(_mm_mul_pd(y0, vw), x0));
-        const __m128i i1 = _mm_cvttpd_epi32(_mm_add_pd(_mm_mul_pd(y1, vw), x1));
-        _mm_store_si128(reinterpret_cast<__m128i*>(index), _mm_unpacklo_epi64(i0, i1));
-        if (n - i >= 4) {
-          failures += (cells[index[0]] == 0) + (cells[index[1]] == 0) + (cells[index[2]] == 0) +
-                      (cells[index[3]] == 0);
-        } else {
-          for (int l = 0; l < n - i; ++l) failures += cells[index[l]] == 0;
-        }
+      for (int i = 0; i < n; i += 2) {
+        const __m128d t = _mm_loadu_pd(fractions + i);
+        const __m128d x = truncated(_mm_add_pd(vax, _mm_mul_pd(t, vdx)));
+        const __m128d y = truncated(_mm_add_pd(vay, _mm_mul_pd(t, vdy)));
+        const __m128i index = _mm_cvttpd_epi32(_mm_add_pd(_mm_mul_pd(y, vw), x));
+        failures += cells[_mm_cvtsi128_si32(index)] == 0;
+        if (i + 1 < n) failures += cells[_mm_cvtsi128_si32(_mm_shuffle_epi32(index, 1))] == 0;
         if (failures > allowed) break;
       }
       return failures;
@@ -171,6 +192,9 @@ class SupportMask {
     }
     return failures;
   }
+
+  const std::uint8_t* cells() const { return cells_.data(); }
+  bool small() const { return small_; }
 
   // As failures_inside, for any finite endpoints (samples clamped to the grid first).
   int failures_clamped(double ax, double ay, double dx, double dy, const double* fractions,
@@ -220,6 +244,226 @@ class SupportMask {
   std::vector<std::uint8_t> row_;
 };
 
+#if SIMPLEPOSE_AVX2
+// Whether the AVX2 kernels may run: the CPU (and OS) support AVX2, and SIMPLEPOSE_NO_AVX2 is
+// not set (a switch for tests, which compare both paths; results never depend on it).
+bool use_avx2() {
+  const char* off = std::getenv("SIMPLEPOSE_NO_AVX2");
+  return __builtin_cpu_supports("avx2") && !(off != nullptr && off[0] != '\0' && off[0] != '0');
+}
+
+// Failing samples among the eight samples first..first + 7 of the segment (ax, ay) + t (dx, dy)
+// (t = fractions of its n, lanes past n not counted): cell indices by 32-bit multiply, the
+// mask bytes by one gather (4-byte reads: the mask has 3 bytes of padding).
+SIMPLEPOSE_TARGET_AVX2 inline int failures8_avx2(const int* cells, __m256i vw, __m256d vax,
+                                                 __m256d vay, double dx, double dy,
+                                                 const double* t, int first, int n) {
+  const __m256d vdx = _mm256_set1_pd(dx);
+  const __m256d vdy = _mm256_set1_pd(dy);
+  const __m256d t0 = _mm256_loadu_pd(t + first);
+  const __m256d t1 = _mm256_loadu_pd(t + first + 4);
+  const __m256i x =
+      _mm256_set_m128i(_mm256_cvttpd_epi32(_mm256_add_pd(vax, _mm256_mul_pd(t1, vdx))),
+                       _mm256_cvttpd_epi32(_mm256_add_pd(vax, _mm256_mul_pd(t0, vdx))));
+  const __m256i y =
+      _mm256_set_m128i(_mm256_cvttpd_epi32(_mm256_add_pd(vay, _mm256_mul_pd(t1, vdy))),
+                       _mm256_cvttpd_epi32(_mm256_add_pd(vay, _mm256_mul_pd(t0, vdy))));
+  const __m256i index = _mm256_add_epi32(_mm256_mullo_epi32(y, vw), x);
+  const __m256i bytes =
+      _mm256_and_si256(_mm256_i32gather_epi32(cells, index, 1), _mm256_set1_epi32(0xFF));
+  const auto fail = static_cast<unsigned>(_mm256_movemask_ps(
+      _mm256_castsi256_ps(_mm256_cmpeq_epi32(bytes, _mm256_setzero_si256()))));
+  const unsigned valid = n - first >= 8 ? 0xFFu : (1u << (n - first)) - 1u;
+  return __builtin_popcount(fail & valid);
+}
+
+// SupportMask::failures_inside for the pairs (A, B_j) of one A, j < count, with ns[j] > 0
+// (ns[j] = 0: skipped): pass[j] = 1 when at most allowed[ns[j]] of its samples fail. Breadth
+// first: every pair's first eight samples, then the next eight of the pairs still open, and
+// so on, with no branch on the data inside a round, so the gathers of successive pairs
+// overlap instead of waiting on the previous pair's verdict. `fractions` must be readable 7
+// entries past each table; failures, open: scratch of `count` ints.
+SIMPLEPOSE_TARGET_AVX2 void passes_avx2(const std::uint8_t* cells, int w, double ax, double ay,
+                                        const double* dxs, const double* dys, const int* ns,
+                                        int count, const double* fractions, const int* allowed,
+                                        int* failures, int* open, std::uint8_t* pass) {
+  const __m256d vax = _mm256_set1_pd(ax);
+  const __m256d vay = _mm256_set1_pd(ay);
+  const __m256i vw = _mm256_set1_epi32(w);
+  const int* base = reinterpret_cast<const int*>(cells);
+  const auto table = [fractions](int n) {
+    return fractions + static_cast<std::size_t>(n) * (n - 1) / 2;
+  };
+  int num_open = 0;
+  for (int j = 0; j < count; ++j) {
+    const int n = ns[j];
+    if (n == 0) continue;
+    const int f = failures8_avx2(base, vw, vax, vay, dxs[j], dys[j], table(n), 0, n);
+    failures[j] = f;
+    open[num_open] = j;
+    num_open += static_cast<int>(n > 8 && f <= allowed[n]);
+  }
+  for (int first = 8; num_open > 0; first += 8) {
+    int still_open = 0;
+    for (int k = 0; k < num_open; ++k) {
+      const int j = open[k];
+      const int n = ns[j];
+      const int f =
+          failures[j] + failures8_avx2(base, vw, vax, vay, dxs[j], dys[j], table(n), first, n);
+      failures[j] = f;
+      open[still_open] = j;
+      still_open += static_cast<int>(n > first + 8 && f <= allowed[n]);
+    }
+    num_open = still_open;
+  }
+  for (int j = 0; j < count; ++j) {
+    if (ns[j] > 0) pass[j] = failures[j] <= allowed[ns[j]];
+  }
+}
+
+// Four bilinear() samples at once, the same operations in the same order (so the same bits):
+// values[k] for the points (ax, ay) + t[k] (dx, dy), k < 4. Corner reads are gathers; a
+// non-finite result is left for the caller to recompute (bilinear() does the fallback).
+// Needs H * W < 2^31. Returns the mask of non-finite results.
+SIMPLEPOSE_TARGET_AVX2 int bilinear4_avx2(const float* map, int h, int w, __m256d vax,
+                                          __m256d vay, __m256d vdx, __m256d vdy,
+                                          const double* t, double* values) {
+  const __m256d zero = _mm256_setzero_pd();
+  const __m256d one = _mm256_set1_pd(1.0);
+  const __m256d vt = _mm256_loadu_pd(t);
+  // std::min(std::max(v, 0.0), v_max): max_pd(0, v) is (0 > v ? 0 : v), min_pd(v_max, v) is
+  // (v_max < v ? v_max : v), exactly std::max / std::min's rules (NaN and -0 included).
+  const __m256d x = _mm256_min_pd(_mm256_set1_pd(static_cast<double>(w - 1)),
+                                  _mm256_max_pd(zero, _mm256_add_pd(vax, _mm256_mul_pd(vt, vdx))));
+  const __m256d y = _mm256_min_pd(_mm256_set1_pd(static_cast<double>(h - 1)),
+                                  _mm256_max_pd(zero, _mm256_add_pd(vay, _mm256_mul_pd(vt, vdy))));
+  const __m128i x0 = _mm256_cvttpd_epi32(x);
+  const __m128i y0 = _mm256_cvttpd_epi32(y);
+  const __m128i x1 = _mm_min_epi32(_mm_add_epi32(x0, _mm_set1_epi32(1)), _mm_set1_epi32(w - 1));
+  const __m128i y1 = _mm_min_epi32(_mm_add_epi32(y0, _mm_set1_epi32(1)), _mm_set1_epi32(h - 1));
+  const __m256d fx = _mm256_sub_pd(x, _mm256_cvtepi32_pd(x0));
+  const __m256d fy = _mm256_sub_pd(y, _mm256_cvtepi32_pd(y0));
+  const __m128i vw = _mm_set1_epi32(w);
+  const __m128i row0 = _mm_mullo_epi32(y0, vw);
+  const __m128i row1 = _mm_mullo_epi32(y1, vw);
+  const __m256d c00 = _mm256_cvtps_pd(_mm_i32gather_ps(map, _mm_add_epi32(row0, x0), 4));
+  const __m256d c01 = _mm256_cvtps_pd(_mm_i32gather_ps(map, _mm_add_epi32(row0, x1), 4));
+  const __m256d c10 = _mm256_cvtps_pd(_mm_i32gather_ps(map, _mm_add_epi32(row1, x0), 4));
+  const __m256d c11 = _mm256_cvtps_pd(_mm_i32gather_ps(map, _mm_add_epi32(row1, x1), 4));
+  const __m256d gx = _mm256_sub_pd(one, fx);
+  const __m256d top = _mm256_add_pd(_mm256_mul_pd(gx, c00), _mm256_mul_pd(fx, c01));
+  const __m256d bottom = _mm256_add_pd(_mm256_mul_pd(gx, c10), _mm256_mul_pd(fx, c11));
+  const __m256d value =
+      _mm256_add_pd(_mm256_mul_pd(_mm256_sub_pd(one, fy), top), _mm256_mul_pd(fy, bottom));
+  _mm256_storeu_pd(values, value);
+  // x - x is 0 for finite x, NaN otherwise.
+  return _mm256_movemask_pd(_mm256_cmp_pd(_mm256_sub_pd(value, value), zero, _CMP_NEQ_UQ));
+}
+
+// The centre-out sampling of PartScorer::evaluate, four samples per step: writes values[s]
+// (sample order) for the visited samples and returns the failures counted until more than
+// `allowed` or all n. fractions/order: the tables of n, readable 3 entries past n.
+SIMPLEPOSE_TARGET_AVX2 int sample_avx2(const float* map, int h, int w, double ax, double ay,
+                                       double dx, double dy, const double* fractions,
+                                       const int* order, int n, int allowed, double threshold,
+                                       double* values) {
+  const __m256d vax = _mm256_set1_pd(ax);
+  const __m256d vay = _mm256_set1_pd(ay);
+  const __m256d vdx = _mm256_set1_pd(dx);
+  const __m256d vdy = _mm256_set1_pd(dy);
+  alignas(32) double v[4];
+  int failures = 0;
+  for (int i = 0; i < n && failures <= allowed; i += 4) {
+    const int bad = bilinear4_avx2(map, h, w, vax, vay, vdx, vdy, fractions + i, v);
+    const int count = std::min(4, n - i);
+    for (int k = 0; k < count; ++k) {
+      if (bad & (1 << k)) {
+        v[k] = bilinear(map, h, w, ax + fractions[i + k] * dx, ay + fractions[i + k] * dy);
+      }
+      values[order[i + k]] = v[k];
+      failures += !(v[k] > threshold);
+    }
+  }
+  return failures;
+}
+
+// Sum over the n points (ax, ay) + t (dx, dy) of largest_corner() and of max(|that|, 1), for
+// PartScorer::bound (an upper bound with a margin, so any summation order will do).
+SIMPLEPOSE_TARGET_AVX2 void corner_sums_avx2(const float* map, int h, int w, double ax,
+                                             double ay, double dx, double dy,
+                                             const double* fractions, int n, double* sum,
+                                             double* magnitude) {
+  const __m256d vax = _mm256_set1_pd(ax);
+  const __m256d vay = _mm256_set1_pd(ay);
+  const __m256d vdx = _mm256_set1_pd(dx);
+  const __m256d vdy = _mm256_set1_pd(dy);
+  const __m256d zero = _mm256_setzero_pd();
+  const __m256d x_max = _mm256_set1_pd(static_cast<double>(w - 1));
+  const __m256d y_max = _mm256_set1_pd(static_cast<double>(h - 1));
+  const __m128i vw = _mm_set1_epi32(w);
+  const __m256d ones = _mm256_set1_pd(1.0);
+  const __m256d sign = _mm256_set1_pd(-0.0);
+  __m256d total = zero;
+  __m256d size = zero;
+  for (int i = 0; i < n; i += 4) {
+    const __m256d vt = _mm256_loadu_pd(fractions + i);
+    const __m256d x = _mm256_min_pd(x_max, _mm256_max_pd(zero, _mm256_add_pd(vax, _mm256_mul_pd(vt, vdx))));
+    const __m256d y = _mm256_min_pd(y_max, _mm256_max_pd(zero, _mm256_add_pd(vay, _mm256_mul_pd(vt, vdy))));
+    const __m128i x0 = _mm256_cvttpd_epi32(x);
+    const __m128i y0 = _mm256_cvttpd_epi32(y);
+    const __m128i x1 = _mm_min_epi32(_mm_add_epi32(x0, _mm_set1_epi32(1)), _mm_set1_epi32(w - 1));
+    const __m128i y1 = _mm_min_epi32(_mm_add_epi32(y0, _mm_set1_epi32(1)), _mm_set1_epi32(h - 1));
+    const __m128i row0 = _mm_mullo_epi32(y0, vw);
+    const __m128i row1 = _mm_mullo_epi32(y1, vw);
+    const __m128 top = _mm_max_ps(
+        _mm_max_ps(_mm_i32gather_ps(map, _mm_add_epi32(row0, x0), 4),
+                   _mm_i32gather_ps(map, _mm_add_epi32(row0, x1), 4)),
+        _mm_max_ps(_mm_i32gather_ps(map, _mm_add_epi32(row1, x0), 4),
+                   _mm_i32gather_ps(map, _mm_add_epi32(row1, x1), 4)));
+    __m256d corner = _mm256_cvtps_pd(top);
+    if (n - i < 4) {  // lanes past n count as 0
+      const __m256d lanes = _mm256_cmp_pd(_mm256_set_pd(3, 2, 1, 0),
+                                          _mm256_set1_pd(static_cast<double>(n - i)), _CMP_LT_OQ);
+      corner = _mm256_and_pd(corner, lanes);
+      size = _mm256_add_pd(size, _mm256_and_pd(_mm256_max_pd(_mm256_andnot_pd(sign, corner), ones), lanes));
+    } else {
+      size = _mm256_add_pd(size, _mm256_max_pd(_mm256_andnot_pd(sign, corner), ones));
+    }
+    total = _mm256_add_pd(total, corner);
+  }
+  alignas(32) double a[4];
+  alignas(32) double b[4];
+  _mm256_store_pd(a, total);
+  _mm256_store_pd(b, size);
+  *sum = (a[0] + a[1]) + (a[2] + a[3]);
+  *magnitude = (b[0] + b[1]) + (b[2] + b[3]);
+}
+#endif
+
+// dxs[j], dys[j] = B_j - A, lengths[j] = |B_j - A| for j < count (lengths readable and
+// writable one entry past count); with SSE2 two pairs per instruction (the same IEEE
+// operations: sqrt is correctly rounded either way).
+void geometry(double ax, double ay, const double* bx, const double* by, int count, double* dxs,
+              double* dys, double* lengths) {
+  int j = 0;
+#if SIMPLEPOSE_SSE2
+  const __m128d vax = _mm_set1_pd(ax);
+  const __m128d vay = _mm_set1_pd(ay);
+  for (; j + 2 <= count; j += 2) {
+    const __m128d dx = _mm_sub_pd(_mm_loadu_pd(bx + j), vax);
+    const __m128d dy = _mm_sub_pd(_mm_loadu_pd(by + j), vay);
+    _mm_storeu_pd(dxs + j, dx);
+    _mm_storeu_pd(dys + j, dy);
+    _mm_storeu_pd(lengths + j, _mm_sqrt_pd(_mm_add_pd(_mm_mul_pd(dx, dx), _mm_mul_pd(dy, dy))));
+  }
+#endif
+  for (; j < count; ++j) {
+    dxs[j] = bx[j] - ax;
+    dys[j] = by[j] - ay;
+    lengths[j] = std::sqrt(dxs[j] * dxs[j] + dys[j] * dys[j]);
+  }
+}
+
 // Sample tables for every n in [2, max_samples], flattened: n's entries start at n (n - 1) / 2.
 //
 // The visiting order is centre first, then outwards (ties: lower index first): a wrong
@@ -233,7 +477,7 @@ struct SampleTables {
       : max_failures(max_samples + 1, 0) {
     const std::size_t size = static_cast<std::size_t>(max_samples) * (max_samples + 1) / 2;
     order.assign(size, 0);
-    fraction.assign(size + 3, 0.0);  // 3 entries of padding (SupportMask::failures_inside)
+    fraction.assign(size + 7, 0.0);  // padding for reads past n (up to 8 at a time)
     for (int n = 2; n <= max_samples; ++n) {
       const std::size_t start = static_cast<std::size_t>(n) * (n - 1) / 2;
       int* o = order.data() + start;
@@ -267,6 +511,28 @@ struct Pair {
   State state;
 };
 
+// The bits of `key` rounded up to a float (so still an upper bound), mapped so that unsigned
+// order is float order: negative floats have all bits flipped, others the sign bit. Zero is
+// made +0 (-0 and +0 are equal keys). float_of undoes it. Keys are never NaN.
+inline std::uint32_t order_bits(double key) {
+  float f = static_cast<float>(key);
+  if (f == 0.0f) f = 0.0f;
+  std::uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  std::uint32_t ordered = (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
+  // Rounded down: the next float up (the next ordered code; below +Inf, as f is finite).
+  if (static_cast<double>(f) < key) ++ordered;
+  // -0 (reached from the largest negative float) is the key 0: give it +0's code.
+  return ordered == 0x7FFFFFFFu ? 0x80000000u : ordered;
+}
+
+inline float float_of(std::uint32_t ordered) {
+  const std::uint32_t bits = (ordered & 0x80000000u) ? (ordered & 0x7FFFFFFFu) : ~ordered;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
 // A pair index with the key it was queued with.
 struct Queued {
   double key;
@@ -294,6 +560,9 @@ class PartScorer {
     // from find_peaks always are; peaks given through the bindings may not be.
     const double x_max = static_cast<double>(hm.width - 1);
     const double y_max = static_cast<double>(hm.height - 1);
+#if SIMPLEPOSE_AVX2
+    avx2_ = use_avx2() && static_cast<std::int64_t>(hm.height) * hm.width < (std::int64_t{1} << 31);
+#endif
     inside_.resize(peaks.size());
     for (int p = 0; p < peaks.size(); ++p) {
       inside_[p] = peaks.x[p] >= 0.0 && peaks.x[p] <= x_max && peaks.y[p] >= 0.0 &&
@@ -325,7 +594,8 @@ class PartScorer {
   // Sets pair's key, score and weight to upper bounds of what evaluate() would give (or
   // rejects it when its score cannot be positive).
   void bound(Pair* pair) const;
-  void greedy();
+  // lazy: some keys are bounds (see greedy()).
+  void greedy(bool lazy);
   void exchange();
   bool accepted(int index) {
     Pair& p = pairs_[index];
@@ -340,6 +610,7 @@ class PartScorer {
   std::vector<double> values_;
   const double prior_height_;
   std::vector<char> inside_;
+  bool avx2_ = false;  // the AVX2 kernels may run (and cell indices fit in int32)
 
   // The part being scored.
   const float* map_ = nullptr;
@@ -348,8 +619,16 @@ class PartScorer {
   int num_a_ = 0;
   int num_b_ = 0;
   SupportMask support_;
+  std::vector<double> dx_;       // (num_b) geometry of one A's pairs
+  std::vector<double> dy_;
+  std::vector<double> length_;   // grid cells (one entry of padding)
+  std::vector<int> n_;           // samples of each pair
+  std::vector<std::uint8_t> pass_;  // whether each pair passed the support bound
+  std::vector<int> failures_;    // scratch of passes_avx2
+  std::vector<int> open_;
   std::vector<Pair> pairs_;      // in (A, B) order: the index breaks rank ties
   std::vector<Queued> order_;    // pairs by their key when the greedy starts
+  std::vector<std::uint64_t> codes_;  // packed (key, index) for sorting bounds
   std::vector<Queued> pending_;  // heap of pairs evaluated during the greedy (exact keys)
   std::vector<int> kept_;        // pair indices, greedy order
   std::vector<char> used_a_;
@@ -358,6 +637,8 @@ class PartScorer {
   std::vector<int> col_count_;   // pairs not rejected, per B
   std::vector<int> flexible_;    // positions in kept_ that can take part in an exchange
   std::vector<int> pair_index_;  // (A, B) -> index in pairs_ or -1
+  std::vector<const int*> flex_row_;  // exchange(): pair_index_ row of each flexible A
+  std::vector<int> flex_b_;           // exchange(): B of each flexible position
 };
 
 bool PartScorer::evaluate(Pair* pair) {
@@ -374,11 +655,19 @@ bool PartScorer::evaluate(Pair* pair) {
   const int h = hm_.height;
   const int w = hm_.width;
   int failures = 0;
-  for (int i = 0; i < n && failures <= allowed; ++i) {
-    const double t = fraction[i];
-    const double v = bilinear(map_, h, w, ax + t * dx, ay + t * dy);
-    values_[order[i]] = v;
-    failures += !(v > params_.part_threshold);
+#if SIMPLEPOSE_AVX2
+  if (avx2_ && inside_[a_begin_ + pair->a] && inside_[b_begin_ + pair->b]) {
+    failures = sample_avx2(map_, h, w, ax, ay, dx, dy, fraction, order, n, allowed,
+                           params_.part_threshold, values_.data());
+  } else
+#endif
+  {
+    for (int i = 0; i < n && failures <= allowed; ++i) {
+      const double t = fraction[i];
+      const double v = bilinear(map_, h, w, ax + t * dx, ay + t * dy);
+      values_[order[i]] = v;
+      failures += !(v > params_.part_threshold);
+    }
   }
   pair->state = Pair::kRejected;
   if (failures > allowed) return false;
@@ -402,11 +691,18 @@ void PartScorer::bound(Pair* pair) const {
   const double* fraction = tables_.fraction.data() + static_cast<std::size_t>(n) * (n - 1) / 2;
   double sum = 0.0;
   double magnitude = 0.0;
-  for (int i = 0; i < n; ++i) {
-    const double top = largest_corner(map_, hm_.height, hm_.width, ax + fraction[i] * dx,
-                                      ay + fraction[i] * dy);
-    sum += top;
-    magnitude += std::max(std::abs(top), 1.0);
+#if SIMPLEPOSE_AVX2
+  if (avx2_ && inside_[a_begin_ + pair->a] && inside_[b_begin_ + pair->b]) {
+    corner_sums_avx2(map_, hm_.height, hm_.width, ax, ay, dx, dy, fraction, n, &sum, &magnitude);
+  } else
+#endif
+  {
+    for (int i = 0; i < n; ++i) {
+      const double top = largest_corner(map_, hm_.height, hm_.width, ax + fraction[i] * dx,
+                                        ay + fraction[i] * dy);
+      sum += top;
+      magnitude += std::max(std::abs(top), 1.0);
+    }
   }
   // Corners lie in [-1, 3e38] (bounded_map), so every corner, every sample and every partial
   // sum of evaluate() is within a few 2^-53 relative of `magnitude`: the margin covers the
@@ -428,12 +724,31 @@ void PartScorer::bound(Pair* pair) const {
 // whose exact rank is at most its key, so exact pairs are taken in the reference's order.
 // A pair reached with a bound whose endpoint is taken would be skipped by the reference too
 // (the pair that took it came first), so it is never evaluated. Keys are never NaN.
-void PartScorer::greedy() {
+void PartScorer::greedy(bool lazy) {
   order_.clear();
-  for (int i = 0; i < static_cast<int>(pairs_.size()); ++i) {
-    if (pairs_[i].state != Pair::kRejected) order_.push_back({pairs_[i].key, i});
+  if (lazy) {
+    // Bounds may be loosened: each is rounded up to a float, and (float bits, index) packed
+    // into one integer whose ascending order is the ranking order, which sorts several
+    // times faster than (double, index) pairs.
+    codes_.clear();
+    for (int i = 0; i < static_cast<int>(pairs_.size()); ++i) {
+      if (pairs_[i].state != Pair::kRejected) {
+        codes_.push_back((std::uint64_t{~order_bits(pairs_[i].key)} << 32) |
+                         static_cast<std::uint32_t>(i));
+      }
+    }
+    std::sort(codes_.begin(), codes_.end());
+    for (const std::uint64_t code : codes_) {
+      const auto index = static_cast<int>(code & 0xFFFFFFFFu);
+      order_.push_back({static_cast<double>(float_of(~static_cast<std::uint32_t>(code >> 32))), index});
+    }
+  } else {
+    for (int i = 0; i < static_cast<int>(pairs_.size()); ++i) {
+      if (pairs_[i].state != Pair::kRejected) order_.push_back({pairs_[i].key, i});
+    }
+    std::sort(order_.begin(), order_.end(),
+              [](const Queued& x, const Queued& y) { return before(x, y); });
   }
-  std::sort(order_.begin(), order_.end(), before);
   // A max-heap of pending_ by the same order: "less" is "comes after".
   const auto after = [](const Queued& x, const Queued& y) { return before(y, x); };
   pending_.clear();
@@ -494,18 +809,27 @@ void PartScorer::exchange() {
     pair_index_[static_cast<std::size_t>(pairs_[i].a) * num_b_ + pairs_[i].b] = i;
   }
   int* kept = kept_.data();
-  const int* index = pair_index_.data();
+  // For each flexible position: the row of pair_index_ for its A, and its B (the only one of
+  // the two that an exchange changes).
+  flex_row_.resize(num_flexible);
+  flex_b_.resize(num_flexible);
+  for (int f = 0; f < num_flexible; ++f) {
+    const Pair& p = pairs_[kept[flexible_[f]]];
+    flex_row_[f] = pair_index_.data() + static_cast<std::size_t>(p.a) * num_b_;
+    flex_b_[f] = p.b;
+  }
   const int max_passes = static_cast<int>(kept_.size());
   for (int pass = 0; pass < max_passes; ++pass) {
     bool changed = false;
     for (int fi = 0; fi < num_flexible; ++fi) {
       const int i = flexible_[fi];
+      const int* row_i = flex_row_[fi];
       for (int fj = fi + 1; fj < num_flexible; ++fj) {
-        const int j = flexible_[fj];
-        const int ij = index[static_cast<std::size_t>(pairs_[kept[i]].a) * num_b_ + pairs_[kept[j]].b];
+        const int ij = row_i[flex_b_[fj]];  // (A_i, B_j)
         if (ij < 0) continue;
-        const int ji = index[static_cast<std::size_t>(pairs_[kept[j]].a) * num_b_ + pairs_[kept[i]].b];
+        const int ji = flex_row_[fj][flex_b_[fi]];  // (A_j, B_i)
         if (ji < 0) continue;
+        const int j = flexible_[fj];
         // Kept pairs are exact; a crossed pair not evaluated yet holds an upper bound of its
         // weight, so a failing test here fails for the exact weights too.
         const double kept_weight = pairs_[kept[i]].weight + pairs_[kept[j]].weight;
@@ -514,6 +838,7 @@ void PartScorer::exchange() {
         if (pairs_[ij].weight + pairs_[ji].weight > kept_weight) {
           kept[i] = ij;
           kept[j] = ji;
+          std::swap(flex_b_[fi], flex_b_[fj]);
           changed = true;
         }
       }
@@ -547,36 +872,70 @@ void PartScorer::score_part(int part, Connections* out) {
                           static_cast<std::int64_t>(h) * w;
   if (masked) support_.build(map_, h, w, params_.part_threshold);
   pairs_.clear();
+  dx_.resize(num_b_);
+  dy_.resize(num_b_);
+  length_.resize(num_b_ + 1);
+  n_.resize(num_b_);
+  pass_.resize(num_b_);
+  const double* bx = peaks_.x.data() + b_begin_;
+  const double* by = peaks_.y.data() + b_begin_;
   for (int i = 0; i < num_a_; ++i) {
     const double ax = peaks_.x[a_begin_ + i];
     const double ay = peaks_.y[a_begin_ + i];
     const bool a_inside = inside_[a_begin_ + i];
-    for (int j = 0; j < num_b_; ++j) {
-      const double dx = peaks_.x[b_begin_ + j] - ax;
-      const double dy = peaks_.y[b_begin_ + j] - ay;
-      const double length = std::sqrt(dx * dx + dy * dy);  // grid cells
-      if (length < kMinLength) continue;
-      Pair pair{0.0, 0.0, 0.0, i, j, Pair::kUnknown};
-      if (!masked) {
+    geometry(ax, ay, bx, by, num_b_, dx_.data(), dy_.data(), length_.data());
+    if (!masked) {
+      for (int j = 0; j < num_b_; ++j) {
+        if (length_[j] < kMinLength) continue;
+        Pair pair{0.0, 0.0, 0.0, i, j, Pair::kUnknown};
         if (evaluate(&pair)) pairs_.push_back(pair);
+      }
+      continue;
+    }
+    // Upper bound on the passing samples first: a sample whose interpolation cell has no
+    // supporting corner fails; one byte read instead of four floats. n_[j] = 0: skipped.
+    for (int j = 0; j < num_b_; ++j) {
+      n_[j] = length_[j] < kMinLength ? 0 : sample_count(length_[j] * params_.grid_stride);
+    }
+    for (int j = 0; j < num_b_; ++j) {
+      if (n_[j] == 0) {
+        pass_[j] = 0;
         continue;
       }
-      // Upper bound on the passing samples first: a sample whose interpolation cell has no
-      // supporting corner fails; one byte read instead of four floats.
-      const int n = sample_count(length * params_.grid_stride);
-      const int allowed = tables_.max_failures[n];
+      const int n = n_[j];
       const double* fraction = tables_.fraction.data() + static_cast<std::size_t>(n) * (n - 1) / 2;
-      const int failures = a_inside && inside_[b_begin_ + j]
-                               ? support_.failures_inside(ax, ay, dx, dy, fraction, n, allowed)
-                               : support_.failures_clamped(ax, ay, dx, dy, fraction, n, allowed);
-      if (failures <= allowed) pairs_.push_back(pair);
+      if (!a_inside || !inside_[b_begin_ + j]) {
+        pass_[j] = support_.failures_clamped(ax, ay, dx_[j], dy_[j], fraction, n,
+                                             tables_.max_failures[n]) <= tables_.max_failures[n];
+        n_[j] = 0;  // done
+      } else if (!avx2_) {
+        pass_[j] = support_.failures_inside(ax, ay, dx_[j], dy_[j], fraction, n,
+                                            tables_.max_failures[n]) <= tables_.max_failures[n];
+      }
     }
+#if SIMPLEPOSE_AVX2
+    if (avx2_ && a_inside) {
+      failures_.resize(num_b_);
+      open_.resize(num_b_);
+      passes_avx2(support_.cells(), w, ax, ay, dx_.data(), dy_.data(), n_.data(), num_b_,
+                  tables_.fraction.data(), tables_.max_failures.data(), failures_.data(),
+                  open_.data(), pass_.data());
+    }
+#endif
+    // The passing j, gathered without a branch per pair (which would be unpredictable).
+    open_.resize(num_b_);
+    int num_pass = 0;
+    for (int j = 0; j < num_b_; ++j) {
+      open_[num_pass] = j;
+      num_pass += pass_[j];
+    }
+    for (int k = 0; k < num_pass; ++k) pairs_.push_back({0.0, 0.0, 0.0, i, open_[k], Pair::kUnknown});
   }
+  bool lazy = false;
   if (masked) {
-    const bool lazy = static_cast<std::int64_t>(pairs_.size()) >
-                          static_cast<std::int64_t>(kLazySurvivorsPerConnection) *
-                              std::min(num_a_, num_b_) &&
-                      bounded_map(map_, static_cast<std::int64_t>(h) * w);
+    lazy = static_cast<std::int64_t>(pairs_.size()) >
+               static_cast<std::int64_t>(kLazySurvivorsPerConnection) * std::min(num_a_, num_b_) &&
+           bounded_map(map_, static_cast<std::int64_t>(h) * w);
     for (Pair& p : pairs_) {
       if (lazy) {
         bound(&p);
@@ -585,7 +944,7 @@ void PartScorer::score_part(int part, Connections* out) {
       }
     }
   }
-  greedy();
+  greedy(lazy);
   // An exchange needs two accepted pairs besides the two kept ones.
   if (params_.exchange_partners && pairs_.size() >= kept_.size() + 2) exchange();
   for (int i : kept_) {
