@@ -36,7 +36,8 @@ inline std::uint32_t mask_at_least(const float* values, int n, float threshold) 
       any = _mm_or_ps(any, ge[j]);
     }
     if (_mm_movemask_ps(any) == 0) return 0;
-    for (int j = 0; j < 8; ++j) mask |= static_cast<std::uint32_t>(_mm_movemask_ps(ge[j])) << (4 * j);
+    for (int j = 0; j < 8; ++j)
+      mask |= static_cast<std::uint32_t>(_mm_movemask_ps(ge[j])) << (4 * j);
     return mask;
   }
   for (; i + 4 <= n; i += 4) {

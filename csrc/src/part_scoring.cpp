@@ -197,8 +197,8 @@ class SupportMask {
   bool small() const { return small_; }
 
   // As failures_inside, for any finite endpoints (samples clamped to the grid first).
-  int failures_clamped(double ax, double ay, double dx, double dy, const double* fractions,
-                       int n, int allowed) const {
+  int failures_clamped(double ax, double ay, double dx, double dy, const double* fractions, int n,
+                       int allowed) const {
     const double x_max = static_cast<double>(w_ - 1);
     const double y_max = static_cast<double>(h_ - 1);
     int failures = 0;
@@ -233,7 +233,8 @@ class SupportMask {
   static float corner_floor(double threshold) {
     const double low = threshold - threshold * 1e-9;
     float f = static_cast<float>(low);
-    if (static_cast<double>(f) > low) f = std::nextafter(f, -std::numeric_limits<float>::infinity());
+    if (static_cast<double>(f) > low)
+      f = std::nextafter(f, -std::numeric_limits<float>::infinity());
     return f;
   }
 
@@ -256,8 +257,8 @@ bool use_avx2() {
 // (t = fractions of its n, lanes past n not counted): cell indices by 32-bit multiply, the
 // mask bytes by one gather (4-byte reads: the mask has 3 bytes of padding).
 SIMPLEPOSE_TARGET_AVX2 inline int failures8_avx2(const int* cells, __m256i vw, __m256d vax,
-                                                 __m256d vay, double dx, double dy,
-                                                 const double* t, int first, int n) {
+                                                 __m256d vay, double dx, double dy, const double* t,
+                                                 int first, int n) {
   const __m256d vdx = _mm256_set1_pd(dx);
   const __m256d vdy = _mm256_set1_pd(dy);
   const __m256d t0 = _mm256_loadu_pd(t + first);
@@ -271,8 +272,8 @@ SIMPLEPOSE_TARGET_AVX2 inline int failures8_avx2(const int* cells, __m256i vw, _
   const __m256i index = _mm256_add_epi32(_mm256_mullo_epi32(y, vw), x);
   const __m256i bytes =
       _mm256_and_si256(_mm256_i32gather_epi32(cells, index, 1), _mm256_set1_epi32(0xFF));
-  const auto fail = static_cast<unsigned>(_mm256_movemask_ps(
-      _mm256_castsi256_ps(_mm256_cmpeq_epi32(bytes, _mm256_setzero_si256()))));
+  const auto fail = static_cast<unsigned>(
+      _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(bytes, _mm256_setzero_si256()))));
   const unsigned valid = n - first >= 8 ? 0xFFu : (1u << (n - first)) - 1u;
   return __builtin_popcount(fail & valid);
 }
@@ -325,9 +326,9 @@ SIMPLEPOSE_TARGET_AVX2 void passes_avx2(const std::uint8_t* cells, int w, double
 // values[k] for the points (ax, ay) + t[k] (dx, dy), k < 4. Corner reads are gathers; a
 // non-finite result is left for the caller to recompute (bilinear() does the fallback).
 // Needs H * W < 2^31. Returns the mask of non-finite results.
-SIMPLEPOSE_TARGET_AVX2 int bilinear4_avx2(const float* map, int h, int w, __m256d vax,
-                                          __m256d vay, __m256d vdx, __m256d vdy,
-                                          const double* t, double* values) {
+SIMPLEPOSE_TARGET_AVX2 int bilinear4_avx2(const float* map, int h, int w, __m256d vax, __m256d vay,
+                                          __m256d vdx, __m256d vdy, const double* t,
+                                          double* values) {
   const __m256d zero = _mm256_setzero_pd();
   const __m256d one = _mm256_set1_pd(1.0);
   const __m256d vt = _mm256_loadu_pd(t);
@@ -389,10 +390,9 @@ SIMPLEPOSE_TARGET_AVX2 int sample_avx2(const float* map, int h, int w, double ax
 
 // Sum over the n points (ax, ay) + t (dx, dy) of largest_corner() and of max(|that|, 1), for
 // PartScorer::bound (an upper bound with a margin, so any summation order will do).
-SIMPLEPOSE_TARGET_AVX2 void corner_sums_avx2(const float* map, int h, int w, double ax,
-                                             double ay, double dx, double dy,
-                                             const double* fractions, int n, double* sum,
-                                             double* magnitude) {
+SIMPLEPOSE_TARGET_AVX2 void corner_sums_avx2(const float* map, int h, int w, double ax, double ay,
+                                             double dx, double dy, const double* fractions, int n,
+                                             double* sum, double* magnitude) {
   const __m256d vax = _mm256_set1_pd(ax);
   const __m256d vay = _mm256_set1_pd(ay);
   const __m256d vdx = _mm256_set1_pd(dx);
@@ -407,25 +407,27 @@ SIMPLEPOSE_TARGET_AVX2 void corner_sums_avx2(const float* map, int h, int w, dou
   __m256d size = zero;
   for (int i = 0; i < n; i += 4) {
     const __m256d vt = _mm256_loadu_pd(fractions + i);
-    const __m256d x = _mm256_min_pd(x_max, _mm256_max_pd(zero, _mm256_add_pd(vax, _mm256_mul_pd(vt, vdx))));
-    const __m256d y = _mm256_min_pd(y_max, _mm256_max_pd(zero, _mm256_add_pd(vay, _mm256_mul_pd(vt, vdy))));
+    const __m256d x =
+        _mm256_min_pd(x_max, _mm256_max_pd(zero, _mm256_add_pd(vax, _mm256_mul_pd(vt, vdx))));
+    const __m256d y =
+        _mm256_min_pd(y_max, _mm256_max_pd(zero, _mm256_add_pd(vay, _mm256_mul_pd(vt, vdy))));
     const __m128i x0 = _mm256_cvttpd_epi32(x);
     const __m128i y0 = _mm256_cvttpd_epi32(y);
     const __m128i x1 = _mm_min_epi32(_mm_add_epi32(x0, _mm_set1_epi32(1)), _mm_set1_epi32(w - 1));
     const __m128i y1 = _mm_min_epi32(_mm_add_epi32(y0, _mm_set1_epi32(1)), _mm_set1_epi32(h - 1));
     const __m128i row0 = _mm_mullo_epi32(y0, vw);
     const __m128i row1 = _mm_mullo_epi32(y1, vw);
-    const __m128 top = _mm_max_ps(
-        _mm_max_ps(_mm_i32gather_ps(map, _mm_add_epi32(row0, x0), 4),
-                   _mm_i32gather_ps(map, _mm_add_epi32(row0, x1), 4)),
-        _mm_max_ps(_mm_i32gather_ps(map, _mm_add_epi32(row1, x0), 4),
-                   _mm_i32gather_ps(map, _mm_add_epi32(row1, x1), 4)));
+    const __m128 top = _mm_max_ps(_mm_max_ps(_mm_i32gather_ps(map, _mm_add_epi32(row0, x0), 4),
+                                             _mm_i32gather_ps(map, _mm_add_epi32(row0, x1), 4)),
+                                  _mm_max_ps(_mm_i32gather_ps(map, _mm_add_epi32(row1, x0), 4),
+                                             _mm_i32gather_ps(map, _mm_add_epi32(row1, x1), 4)));
     __m256d corner = _mm256_cvtps_pd(top);
     if (n - i < 4) {  // lanes past n count as 0
       const __m256d lanes = _mm256_cmp_pd(_mm256_set_pd(3, 2, 1, 0),
                                           _mm256_set1_pd(static_cast<double>(n - i)), _CMP_LT_OQ);
       corner = _mm256_and_pd(corner, lanes);
-      size = _mm256_add_pd(size, _mm256_and_pd(_mm256_max_pd(_mm256_andnot_pd(sign, corner), ones), lanes));
+      size = _mm256_add_pd(
+          size, _mm256_and_pd(_mm256_max_pd(_mm256_andnot_pd(sign, corner), ones), lanes));
     } else {
       size = _mm256_add_pd(size, _mm256_max_pd(_mm256_andnot_pd(sign, corner), ones));
     }
@@ -473,8 +475,7 @@ void geometry(double ax, double ay, const double* bx, const double* by, int coun
 // holds for the support bound on an 80-person crowd, 9.4 vs 10.9). The result does not
 // depend on the order.
 struct SampleTables {
-  explicit SampleTables(int max_samples, double connect_ratio)
-      : max_failures(max_samples + 1, 0) {
+  explicit SampleTables(int max_samples, double connect_ratio) : max_failures(max_samples + 1, 0) {
     const std::size_t size = static_cast<std::size_t>(max_samples) * (max_samples + 1) / 2;
     order.assign(size, 0);
     fraction.assign(size + 7, 0.0);  // padding for reads past n (up to 8 at a time)
@@ -493,8 +494,8 @@ struct SampleTables {
     }
   }
 
-  std::vector<int> order;        // sample index s visited i-th
-  std::vector<double> fraction;  // t = s / (n - 1) of the sample visited i-th
+  std::vector<int> order;         // sample index s visited i-th
+  std::vector<double> fraction;   // t = s / (n - 1) of the sample visited i-th
   std::vector<int> max_failures;  // by n: failing samples the ratio rule allows
 };
 
@@ -554,8 +555,9 @@ class PartScorer {
         params_(params),
         tables_(params.max_samples, params.connect_ratio),
         values_(params.max_samples),
-        prior_height_(params.prior_height > 0.0 ? params.prior_height
-                                                : static_cast<double>(hm.height) * params.grid_stride) {
+        prior_height_(params.prior_height > 0.0
+                          ? params.prior_height
+                          : static_cast<double>(hm.height) * params.grid_stride) {
     // Peaks inside the grid: the support test can skip the clamp (failures_inside). Peaks
     // from find_peaks always are; peaks given through the bindings may not be.
     const double x_max = static_cast<double>(hm.width - 1);
@@ -565,8 +567,8 @@ class PartScorer {
 #endif
     inside_.resize(peaks.size());
     for (int p = 0; p < peaks.size(); ++p) {
-      inside_[p] = peaks.x[p] >= 0.0 && peaks.x[p] <= x_max && peaks.y[p] >= 0.0 &&
-                   peaks.y[p] <= y_max;
+      inside_[p] =
+          peaks.x[p] >= 0.0 && peaks.x[p] <= x_max && peaks.y[p] >= 0.0 && peaks.y[p] <= y_max;
     }
   }
 
@@ -619,24 +621,24 @@ class PartScorer {
   int num_a_ = 0;
   int num_b_ = 0;
   SupportMask support_;
-  std::vector<double> dx_;       // (num_b) geometry of one A's pairs
+  std::vector<double> dx_;  // (num_b) geometry of one A's pairs
   std::vector<double> dy_;
-  std::vector<double> length_;   // grid cells (one entry of padding)
-  std::vector<int> n_;           // samples of each pair
+  std::vector<double> length_;      // grid cells (one entry of padding)
+  std::vector<int> n_;              // samples of each pair
   std::vector<std::uint8_t> pass_;  // whether each pair passed the support bound
-  std::vector<int> failures_;    // scratch of passes_avx2
+  std::vector<int> failures_;       // scratch of passes_avx2
   std::vector<int> open_;
-  std::vector<Pair> pairs_;      // in (A, B) order: the index breaks rank ties
-  std::vector<Queued> order_;    // pairs by their key when the greedy starts
+  std::vector<Pair> pairs_;           // in (A, B) order: the index breaks rank ties
+  std::vector<Queued> order_;         // pairs by their key when the greedy starts
   std::vector<std::uint64_t> codes_;  // packed (key, index) for sorting bounds
-  std::vector<Queued> pending_;  // heap of pairs evaluated during the greedy (exact keys)
-  std::vector<int> kept_;        // pair indices, greedy order
+  std::vector<Queued> pending_;       // heap of pairs evaluated during the greedy (exact keys)
+  std::vector<int> kept_;             // pair indices, greedy order
   std::vector<char> used_a_;
   std::vector<char> used_b_;
-  std::vector<int> row_count_;   // pairs not rejected, per A
-  std::vector<int> col_count_;   // pairs not rejected, per B
-  std::vector<int> flexible_;    // positions in kept_ that can take part in an exchange
-  std::vector<int> pair_index_;  // (A, B) -> index in pairs_ or -1
+  std::vector<int> row_count_;        // pairs not rejected, per A
+  std::vector<int> col_count_;        // pairs not rejected, per B
+  std::vector<int> flexible_;         // positions in kept_ that can take part in an exchange
+  std::vector<int> pair_index_;       // (A, B) -> index in pairs_ or -1
   std::vector<const int*> flex_row_;  // exchange(): pair_index_ row of each flexible A
   std::vector<int> flex_b_;           // exchange(): B of each flexible position
 };
@@ -698,8 +700,8 @@ void PartScorer::bound(Pair* pair) const {
 #endif
   {
     for (int i = 0; i < n; ++i) {
-      const double top = largest_corner(map_, hm_.height, hm_.width, ax + fraction[i] * dx,
-                                        ay + fraction[i] * dy);
+      const double top =
+          largest_corner(map_, hm_.height, hm_.width, ax + fraction[i] * dx, ay + fraction[i] * dy);
       sum += top;
       magnitude += std::max(std::abs(top), 1.0);
     }
@@ -740,7 +742,8 @@ void PartScorer::greedy(bool lazy) {
     std::sort(codes_.begin(), codes_.end());
     for (const std::uint64_t code : codes_) {
       const auto index = static_cast<int>(code & 0xFFFFFFFFu);
-      order_.push_back({static_cast<double>(float_of(~static_cast<std::uint32_t>(code >> 32))), index});
+      order_.push_back(
+          {static_cast<double>(float_of(~static_cast<std::uint32_t>(code >> 32))), index});
     }
   } else {
     for (int i = 0; i < static_cast<int>(pairs_.size()); ++i) {
@@ -867,9 +870,9 @@ void PartScorer::score_part(int part, Connections* out) {
   const int w = hm_.width;
   // The support bound needs a positive threshold (non-finite corners count as 0, which
   // must fail) and pays only with enough pairs.
-  const bool masked = params_.part_threshold > 0.0 &&
-                      static_cast<std::int64_t>(num_a_) * num_b_ * kCellsPerPair >=
-                          static_cast<std::int64_t>(h) * w;
+  const bool masked =
+      params_.part_threshold > 0.0 && static_cast<std::int64_t>(num_a_) * num_b_ * kCellsPerPair >=
+                                          static_cast<std::int64_t>(h) * w;
   if (masked) support_.build(map_, h, w, params_.part_threshold);
   pairs_.clear();
   dx_.resize(num_b_);
@@ -929,7 +932,8 @@ void PartScorer::score_part(int part, Connections* out) {
       open_[num_pass] = j;
       num_pass += pass_[j];
     }
-    for (int k = 0; k < num_pass; ++k) pairs_.push_back({0.0, 0.0, 0.0, i, open_[k], Pair::kUnknown});
+    for (int k = 0; k < num_pass; ++k)
+      pairs_.push_back({0.0, 0.0, 0.0, i, open_[k], Pair::kUnknown});
   }
   bool lazy = false;
   if (masked) {
