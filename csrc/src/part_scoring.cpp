@@ -71,19 +71,42 @@ inline double bilinear(const float* map, int h, int w, double x, double y) {
   return (1.0 - fy) * top0 + fy * bottom0;
 }
 
-// The largest corner of the interpolation cell of bilinear(map, h, w, x, y): a sample is a
-// convex combination of its corners, so this bounds it, up to rounding (see
-// PartScorer::bound for the margin).
-inline float largest_corner(const float* map, int h, int w, double x, double y) {
+// The largest corner of every interpolation cell: out[y * W + x] = max of the corners (x or
+// min(x + 1, W - 1), y or min(y + 1, H - 1)) that bilinear() reads for a sample in that cell,
+// so it bounds the sample (a convex combination of them) up to rounding (see
+// PartScorer::bound for the margin). The map must be bounded_map(); SSE2, four cells per
+// instruction.
+void build_block_max(const float* map, int h, int w, float* out) {
+  for (int y = 0; y < h; ++y) {
+    const float* v = map + static_cast<std::int64_t>(y) * w;
+    float* o = out + static_cast<std::int64_t>(y) * w;
+    int x = 0;
+#if SIMPLEPOSE_SSE2
+    for (; x + 5 <= w; x += 4) {
+      _mm_storeu_ps(o + x, _mm_max_ps(_mm_loadu_ps(v + x), _mm_loadu_ps(v + x + 1)));
+    }
+#endif
+    for (; x + 1 < w; ++x) o[x] = std::max(v[x], v[x + 1]);
+    o[w - 1] = v[w - 1];
+  }
+  for (int y = 0; y + 1 < h; ++y) {
+    float* o = out + static_cast<std::int64_t>(y) * w;
+    const float* next = o + w;
+    int x = 0;
+#if SIMPLEPOSE_SSE2
+    for (; x + 4 <= w; x += 4) {
+      _mm_storeu_ps(o + x, _mm_max_ps(_mm_loadu_ps(o + x), _mm_loadu_ps(next + x)));
+    }
+#endif
+    for (; x < w; ++x) o[x] = std::max(o[x], next[x]);
+  }
+}
+
+// block_max[cell of bilinear(x, y)] (same clamping and truncation).
+inline float block_bound(const float* block_max, int h, int w, double x, double y) {
   x = std::min(std::max(x, 0.0), static_cast<double>(w - 1));
   y = std::min(std::max(y, 0.0), static_cast<double>(h - 1));
-  const int x0 = static_cast<int>(x);
-  const int y0 = static_cast<int>(y);
-  const int x1 = std::min(x0 + 1, w - 1);
-  const int y1 = std::min(y0 + 1, h - 1);
-  const float* r0 = map + static_cast<std::int64_t>(y0) * w;
-  const float* r1 = map + static_cast<std::int64_t>(y1) * w;
-  return std::max(std::max(r0[x0], r0[x1]), std::max(r1[x0], r1[x1]));
+  return block_max[static_cast<std::int64_t>(static_cast<int>(y)) * w + static_cast<int>(x)];
 }
 
 // Whether every value of the (H, W) map lies in [-1, 3e38] (no NaN, no infinity), which the
@@ -388,11 +411,26 @@ SIMPLEPOSE_TARGET_AVX2 int sample_avx2(const float* map, int h, int w, double ax
   return failures;
 }
 
-// Sum over the n points (ax, ay) + t (dx, dy) of largest_corner() and of max(|that|, 1), for
-// PartScorer::bound (an upper bound with a margin, so any summation order will do).
-SIMPLEPOSE_TARGET_AVX2 void corner_sums_avx2(const float* map, int h, int w, double ax, double ay,
-                                             double dx, double dy, const double* fractions, int n,
-                                             double* sum, double* magnitude) {
+// The cells (truncated clamped coordinates, as bilinear() takes them) of the four points
+// (ax, ay) + t[k] (dx, dy).
+SIMPLEPOSE_TARGET_AVX2 inline void clamped_cells_avx2(__m256d vax, __m256d vay, __m256d vdx,
+                                                      __m256d vdy, __m256d x_max, __m256d y_max,
+                                                      const double* t, __m128i* x0, __m128i* y0) {
+  const __m256d zero = _mm256_setzero_pd();
+  const __m256d vt = _mm256_loadu_pd(t);
+  *x0 = _mm256_cvttpd_epi32(
+      _mm256_min_pd(x_max, _mm256_max_pd(zero, _mm256_add_pd(vax, _mm256_mul_pd(vt, vdx)))));
+  *y0 = _mm256_cvttpd_epi32(
+      _mm256_min_pd(y_max, _mm256_max_pd(zero, _mm256_add_pd(vay, _mm256_mul_pd(vt, vdy)))));
+}
+
+// Sum over the n points (ax, ay) + t (dx, dy) of block_bound() and of max(|that|, 1), for
+// PartScorer::bound (an upper bound with a margin, so any summation order will do); eight
+// points per step, one gather each. fractions must be readable 7 entries past n.
+SIMPLEPOSE_TARGET_AVX2 void bound_sums_avx2(const float* block_max, int h, int w, double ax,
+                                            double ay, double dx, double dy,
+                                            const double* fractions, int n, double* sum,
+                                            double* magnitude) {
   const __m256d vax = _mm256_set1_pd(ax);
   const __m256d vay = _mm256_set1_pd(ay);
   const __m256d vdx = _mm256_set1_pd(dx);
@@ -400,45 +438,37 @@ SIMPLEPOSE_TARGET_AVX2 void corner_sums_avx2(const float* map, int h, int w, dou
   const __m256d zero = _mm256_setzero_pd();
   const __m256d x_max = _mm256_set1_pd(static_cast<double>(w - 1));
   const __m256d y_max = _mm256_set1_pd(static_cast<double>(h - 1));
-  const __m128i vw = _mm_set1_epi32(w);
+  const __m256i vw = _mm256_set1_epi32(w);
   const __m256d ones = _mm256_set1_pd(1.0);
   const __m256d sign = _mm256_set1_pd(-0.0);
+  const __m256d lane = _mm256_set_pd(3, 2, 1, 0);
   __m256d total = zero;
   __m256d size = zero;
-  for (int i = 0; i < n; i += 4) {
-    const __m256d vt = _mm256_loadu_pd(fractions + i);
-    const __m256d x =
-        _mm256_min_pd(x_max, _mm256_max_pd(zero, _mm256_add_pd(vax, _mm256_mul_pd(vt, vdx))));
-    const __m256d y =
-        _mm256_min_pd(y_max, _mm256_max_pd(zero, _mm256_add_pd(vay, _mm256_mul_pd(vt, vdy))));
-    const __m128i x0 = _mm256_cvttpd_epi32(x);
-    const __m128i y0 = _mm256_cvttpd_epi32(y);
-    const __m128i x1 = _mm_min_epi32(_mm_add_epi32(x0, _mm_set1_epi32(1)), _mm_set1_epi32(w - 1));
-    const __m128i y1 = _mm_min_epi32(_mm_add_epi32(y0, _mm_set1_epi32(1)), _mm_set1_epi32(h - 1));
-    const __m128i row0 = _mm_mullo_epi32(y0, vw);
-    const __m128i row1 = _mm_mullo_epi32(y1, vw);
-    const __m128 top = _mm_max_ps(_mm_max_ps(_mm_i32gather_ps(map, _mm_add_epi32(row0, x0), 4),
-                                             _mm_i32gather_ps(map, _mm_add_epi32(row0, x1), 4)),
-                                  _mm_max_ps(_mm_i32gather_ps(map, _mm_add_epi32(row1, x0), 4),
-                                             _mm_i32gather_ps(map, _mm_add_epi32(row1, x1), 4)));
-    __m256d corner = _mm256_cvtps_pd(top);
-    if (n - i < 4) {  // lanes past n count as 0
-      const __m256d lanes = _mm256_cmp_pd(_mm256_set_pd(3, 2, 1, 0),
-                                          _mm256_set1_pd(static_cast<double>(n - i)), _CMP_LT_OQ);
-      corner = _mm256_and_pd(corner, lanes);
-      size = _mm256_add_pd(
-          size, _mm256_and_pd(_mm256_max_pd(_mm256_andnot_pd(sign, corner), ones), lanes));
-    } else {
-      size = _mm256_add_pd(size, _mm256_max_pd(_mm256_andnot_pd(sign, corner), ones));
+  for (int i = 0; i < n; i += 8) {
+    __m128i x0, y0, x1, y1;
+    clamped_cells_avx2(vax, vay, vdx, vdy, x_max, y_max, fractions + i, &x0, &y0);
+    clamped_cells_avx2(vax, vay, vdx, vdy, x_max, y_max, fractions + i + 4, &x1, &y1);
+    const __m256i index = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_set_m128i(y1, y0), vw),
+                                           _mm256_set_m128i(x1, x0));
+    const __m256 top = _mm256_i32gather_ps(block_max, index, 4);
+    for (int half = 0; half < 2; ++half) {
+      __m256d b =
+          _mm256_cvtps_pd(half == 0 ? _mm256_castps256_ps128(top) : _mm256_extractf128_ps(top, 1));
+      // lanes past n count as 0
+      const __m256d keep =
+          _mm256_cmp_pd(lane, _mm256_set1_pd(static_cast<double>(n - i - 4 * half)), _CMP_LT_OQ);
+      b = _mm256_and_pd(b, keep);
+      total = _mm256_add_pd(total, b);
+      size =
+          _mm256_add_pd(size, _mm256_and_pd(_mm256_max_pd(_mm256_andnot_pd(sign, b), ones), keep));
     }
-    total = _mm256_add_pd(total, corner);
   }
   alignas(32) double a[4];
-  alignas(32) double b[4];
+  alignas(32) double m[4];
   _mm256_store_pd(a, total);
-  _mm256_store_pd(b, size);
+  _mm256_store_pd(m, size);
   *sum = (a[0] + a[1]) + (a[2] + a[3]);
-  *magnitude = (b[0] + b[1]) + (b[2] + b[3]);
+  *magnitude = (m[0] + m[1]) + (m[2] + m[3]);
 }
 #endif
 
@@ -604,6 +634,12 @@ class PartScorer {
     if (p.state == Pair::kUnknown) evaluate(&p);
     return p.state == Pair::kAccepted;
   }
+  // exchange(): pair_weight_ after pair `index` may have been evaluated.
+  void refresh_weight(std::size_t cell, int index) {
+    const Pair& p = pairs_[index];
+    if (p.state == Pair::kAccepted) pair_weight_[cell] = p.weight;
+    if (p.state == Pair::kRejected) pair_weight_[cell] = std::numeric_limits<double>::quiet_NaN();
+  }
 
   const HeatmapView& hm_;
   const Peaks& peaks_;
@@ -621,7 +657,8 @@ class PartScorer {
   int num_a_ = 0;
   int num_b_ = 0;
   SupportMask support_;
-  std::vector<double> dx_;  // (num_b) geometry of one A's pairs
+  std::vector<float> block_max_;  // build_block_max() of the part map (lazy parts)
+  std::vector<double> dx_;        // (num_b) geometry of one A's pairs
   std::vector<double> dy_;
   std::vector<double> length_;      // grid cells (one entry of padding)
   std::vector<int> n_;              // samples of each pair
@@ -635,12 +672,14 @@ class PartScorer {
   std::vector<int> kept_;             // pair indices, greedy order
   std::vector<char> used_a_;
   std::vector<char> used_b_;
-  std::vector<int> row_count_;        // pairs not rejected, per A
-  std::vector<int> col_count_;        // pairs not rejected, per B
-  std::vector<int> flexible_;         // positions in kept_ that can take part in an exchange
-  std::vector<int> pair_index_;       // (A, B) -> index in pairs_ or -1
-  std::vector<const int*> flex_row_;  // exchange(): pair_index_ row of each flexible A
-  std::vector<int> flex_b_;           // exchange(): B of each flexible position
+  std::vector<int> row_count_;         // pairs not rejected, per A
+  std::vector<int> col_count_;         // pairs not rejected, per B
+  std::vector<int> flexible_;          // positions in kept_ that can take part in an exchange
+  std::vector<int> pair_index_;        // (A, B) -> index in pairs_ or -1
+  std::vector<double> pair_weight_;    // (A, B) -> weight of the pair, NaN if none
+  std::vector<std::size_t> flex_row_;  // exchange(): table row offset of each flexible A
+  std::vector<int> flex_b_;            // exchange(): B of each flexible position
+  std::vector<double> flex_weight_;    // exchange(): weight of each flexible kept pair
 };
 
 bool PartScorer::evaluate(Pair* pair) {
@@ -693,15 +732,17 @@ void PartScorer::bound(Pair* pair) const {
   const double* fraction = tables_.fraction.data() + static_cast<std::size_t>(n) * (n - 1) / 2;
   double sum = 0.0;
   double magnitude = 0.0;
+  const float* block_max = block_max_.data();
 #if SIMPLEPOSE_AVX2
   if (avx2_ && inside_[a_begin_ + pair->a] && inside_[b_begin_ + pair->b]) {
-    corner_sums_avx2(map_, hm_.height, hm_.width, ax, ay, dx, dy, fraction, n, &sum, &magnitude);
+    bound_sums_avx2(block_max, hm_.height, hm_.width, ax, ay, dx, dy, fraction, n, &sum,
+                    &magnitude);
   } else
 #endif
   {
     for (int i = 0; i < n; ++i) {
-      const double top =
-          largest_corner(map_, hm_.height, hm_.width, ax + fraction[i] * dx, ay + fraction[i] * dy);
+      const double top = block_bound(block_max, hm_.height, hm_.width, ax + fraction[i] * dx,
+                                     ay + fraction[i] * dy);
       sum += top;
       magnitude += std::max(std::abs(top), 1.0);
     }
@@ -806,42 +847,53 @@ void PartScorer::exchange() {
   }
   const int num_flexible = static_cast<int>(flexible_.size());
   if (num_flexible < 2) return;
-  pair_index_.assign(static_cast<std::size_t>(num_a_) * num_b_, -1);
+  // (A, B) -> pair index, and the pair's weight (NaN where there is no pair or it was
+  // rejected: every comparison with it fails).
+  const std::size_t cells = static_cast<std::size_t>(num_a_) * num_b_;
+  pair_index_.assign(cells, -1);
+  pair_weight_.assign(cells, std::numeric_limits<double>::quiet_NaN());
   for (int i = 0; i < static_cast<int>(pairs_.size()); ++i) {
     if (pairs_[i].state == Pair::kRejected) continue;
-    pair_index_[static_cast<std::size_t>(pairs_[i].a) * num_b_ + pairs_[i].b] = i;
+    const std::size_t cell = static_cast<std::size_t>(pairs_[i].a) * num_b_ + pairs_[i].b;
+    pair_index_[cell] = i;
+    pair_weight_[cell] = pairs_[i].weight;
   }
   int* kept = kept_.data();
-  // For each flexible position: the row of pair_index_ for its A, and its B (the only one of
-  // the two that an exchange changes).
+  // Per flexible position: the offset of its A's row in those tables, its B (the only one of
+  // the two that an exchange changes) and its kept pair's (exact) weight.
   flex_row_.resize(num_flexible);
   flex_b_.resize(num_flexible);
+  flex_weight_.resize(num_flexible);
   for (int f = 0; f < num_flexible; ++f) {
     const Pair& p = pairs_[kept[flexible_[f]]];
-    flex_row_[f] = pair_index_.data() + static_cast<std::size_t>(p.a) * num_b_;
+    flex_row_[f] = static_cast<std::size_t>(p.a) * num_b_;
     flex_b_[f] = p.b;
+    flex_weight_[f] = p.weight;
   }
+  const double* weight = pair_weight_.data();
   const int max_passes = static_cast<int>(kept_.size());
   for (int pass = 0; pass < max_passes; ++pass) {
     bool changed = false;
     for (int fi = 0; fi < num_flexible; ++fi) {
-      const int i = flexible_[fi];
-      const int* row_i = flex_row_[fi];
+      const double* row_i = weight + flex_row_[fi];
       for (int fj = fi + 1; fj < num_flexible; ++fj) {
-        const int ij = row_i[flex_b_[fj]];  // (A_i, B_j)
-        if (ij < 0) continue;
-        const int ji = flex_row_[fj][flex_b_[fi]];  // (A_j, B_i)
-        if (ji < 0) continue;
-        const int j = flexible_[fj];
         // Kept pairs are exact; a crossed pair not evaluated yet holds an upper bound of its
         // weight, so a failing test here fails for the exact weights too.
-        const double kept_weight = pairs_[kept[i]].weight + pairs_[kept[j]].weight;
-        if (!(pairs_[ij].weight + pairs_[ji].weight > kept_weight)) continue;
-        if (!accepted(ij) || !accepted(ji)) continue;
-        if (pairs_[ij].weight + pairs_[ji].weight > kept_weight) {
-          kept[i] = ij;
-          kept[j] = ji;
+        const double kept_weight = flex_weight_[fi] + flex_weight_[fj];
+        if (!(row_i[flex_b_[fj]] + weight[flex_row_[fj] + flex_b_[fi]] > kept_weight)) continue;
+        const std::size_t cell_ij = flex_row_[fi] + flex_b_[fj];  // (A_i, B_j)
+        const std::size_t cell_ji = flex_row_[fj] + flex_b_[fi];  // (A_j, B_i)
+        const int ij = pair_index_[cell_ij];
+        const int ji = pair_index_[cell_ji];
+        const bool both = accepted(ij) && accepted(ji);
+        refresh_weight(cell_ij, ij);
+        refresh_weight(cell_ji, ji);
+        if (both && pairs_[ij].weight + pairs_[ji].weight > kept_weight) {
+          kept[flexible_[fi]] = ij;
+          kept[flexible_[fj]] = ji;
           std::swap(flex_b_[fi], flex_b_[fj]);
+          flex_weight_[fi] = pairs_[ij].weight;
+          flex_weight_[fj] = pairs_[ji].weight;
           changed = true;
         }
       }
@@ -940,6 +992,10 @@ void PartScorer::score_part(int part, Connections* out) {
     lazy = static_cast<std::int64_t>(pairs_.size()) >
                static_cast<std::int64_t>(kLazySurvivorsPerConnection) * std::min(num_a_, num_b_) &&
            bounded_map(map_, static_cast<std::int64_t>(h) * w);
+    if (lazy) {
+      block_max_.resize(static_cast<std::size_t>(h) * w);
+      build_block_max(map_, h, w, block_max_.data());
+    }
     for (Pair& p : pairs_) {
       if (lazy) {
         bound(&p);
