@@ -342,10 +342,12 @@ class DecodeConfig(_Serializable):
     attach_both_ends: bool = True
     # Added (the authors have no such step): `python -m benchmarks.bench_grouping --oracle`
     # on the shared COCO images measured AP 0.896 -> 0.912 on perfect heatmaps, 0.869 ->
-    # 0.872 with noise, 0.900 -> 0.901 blur, 0.894 -> 0.911 attenuation, 0.595 -> 0.600 with
-    # all degradations; its --diagnose table traces the gain to three limbs swapped between
-    # neighbours. Weighting by the score alone (no peak scores) paired true keypoints with
-    # weak noise peaks on the limb: 0.869 -> 0.819 with noise.
+    # 0.872 with noise, 0.900 -> 0.901 blur, 0.894 -> 0.911 attenuation, 0.895 -> 0.910 with
+    # spurious peaks, 0.595 -> 0.600 with all degradations. Its diagnosis (same peaks, per
+    # limb) traces the gain to three pairs of neighbours whose collinear limbs the greedy
+    # swapped (6 wrong connections, 6 mixed people -> 0); the authors' scoring on their x4
+    # maps swaps two of them too (AP 0.894). Weighting by the score alone (no peak scores)
+    # paired true keypoints with weak noise peaks on the limb: 0.869 -> 0.819 with noise.
     exchange_partners: bool = True
     min_keypoints: int = 2
     min_mean_score: float = 0.45

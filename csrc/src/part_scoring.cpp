@@ -27,12 +27,6 @@ namespace {
 
 using detail::finite_or_zero;
 
-#if defined(__GNUC__) || defined(__clang__)
-#define SIMPLEPOSE_INLINE inline __attribute__((always_inline))
-#else
-#define SIMPLEPOSE_INLINE inline
-#endif
-
 constexpr double kMinLength = 1e-6;  // grid cells; shorter pairs are skipped (zero length)
 
 // A part's support mask (see SupportMask) costs ~1 instruction per grid cell and saves a few
@@ -40,10 +34,11 @@ constexpr double kMinLength = 1e-6;  // grid cells; shorter pairs are skipped (z
 // cells (callgrind on the crowd sweep of benchmarks/bench_grouping.py).
 constexpr std::int64_t kCellsPerPair = 512;
 
-// Lazy evaluation (see score_parts) pays when far more pairs pass the support bound than can
-// be kept: ranking them by an upper bound costs ~2/5 of evaluating them, and typically only
-// 1.5-2 evaluations per kept connection remain (80-person oracle crowd: 13.4 k survivors,
-// 2.5 k evaluations). Below this many survivors per possible connection all are evaluated.
+// Lazy ranking (see part_scoring.hpp) pays when far more pairs pass the support bound than
+// can be kept: bounding a pair's rank reads one float per sample, and only ~1.5-2 pairs per
+// kept connection are then sampled in full (80-person oracle crowd: 13.4 k pairs past the
+// bound, 3.8 k sampled). With fewer survivors per possible connection, all are sampled
+// (2, 4 and 8 here measured within noise of each other on the crowd sweep).
 constexpr int kLazySurvivorsPerConnection = 4;
 
 // Bilinear sample of one (H, W) map at grid point (x, y); the point is clamped to the grid.
@@ -182,8 +177,8 @@ class SupportMask {
   // endpoints must be inside the grid: every sample then truncates to the cell bilinear()
   // clamps to (coordinates in (-1, W) truncate like clamped ones). `fractions` must be
   // readable 1 entry past n (padding).
-  SIMPLEPOSE_INLINE int failures_inside(double ax, double ay, double dx, double dy,
-                                        const double* fractions, int n, int allowed) const {
+  int failures_inside(double ax, double ay, double dx, double dy, const double* fractions, int n,
+                      int allowed) const {
     const std::uint8_t* cells = cells_.data();
     int failures = 0;
 #if SIMPLEPOSE_SSE2

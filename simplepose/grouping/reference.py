@@ -13,7 +13,8 @@ Tie rules (shared with the C++ core):
   smaller than the later ones, so a flat top yields one peak, its first cell in raster order;
   peaks of a type are ordered by score descending, ties by raster index;
 - connections: candidate pairs are enumerated in (A id, B id) order and stably sorted by rank,
-  so equal ranks keep that order;
+  so equal ranks keep that order; exchanges scan kept connections i < j in that order and
+  need a strictly larger weight sum;
 - people: sorted by score descending, stably, so equal scores keep creation order.
 """
 

@@ -23,9 +23,14 @@ namespace simplepose {
 // makes no exchange (at most as many passes as kept connections). Finally the kept connections
 // are stably sorted by rank, descending.
 //
-// Pairs that cannot be accepted are rejected without interpolating: a sample can only pass
-// if a corner of its 2 x 2 interpolation cell does, so counting such samples bounds #passed
-// from above (this changes no result, only the work).
+// The work, not the result, is pruned (the NumPy reference scores every pair in full and
+// gives the same bits): with many pairs per grid cell, a support mask per part map (which
+// interpolation cells have a corner above the threshold) bounds #passed from above, one
+// byte per sample, and rejects most pairs before any interpolation; when far more pairs
+// pass that bound than can be kept, they are ranked by an upper bound of their rank (the
+// largest corner of each sample's cell) and sampled in full only when the greedy matching
+// or an exchange reaches them. On x86 CPUs with AVX2 these steps use gathers (chosen at run
+// time; SIMPLEPOSE_NO_AVX2=1 forces the portable SSE2 / scalar code, for tests).
 //
 // heatmaps: (50, H, W) view; peaks: from find_peaks (grid cells). out: overwritten.
 void score_parts(const HeatmapView& heatmaps, const Peaks& peaks, const DecodeParams& params,
