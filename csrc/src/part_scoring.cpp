@@ -768,14 +768,16 @@ void PartScorer::greedy(bool lazy) {
     // Bounds may be loosened: each is rounded up to a float, and (float bits, index) packed
     // into one integer whose ascending order is the ranking order, which sorts several
     // times faster than (double, index) pairs.
-    codes_.clear();
+    codes_.resize(pairs_.size());
+    std::size_t count = 0;
     for (int i = 0; i < static_cast<int>(pairs_.size()); ++i) {
-      if (pairs_[i].state != Pair::kRejected) {
-        codes_.push_back((std::uint64_t{~order_bits(pairs_[i].key)} << 32) |
-                         static_cast<std::uint32_t>(i));
-      }
+      codes_[count] =
+          (std::uint64_t{~order_bits(pairs_[i].key)} << 32) | static_cast<std::uint32_t>(i);
+      count += pairs_[i].state != Pair::kRejected;
     }
+    codes_.resize(count);
     std::sort(codes_.begin(), codes_.end());
+    order_.reserve(codes_.size());
     for (const std::uint64_t code : codes_) {
       const auto index = static_cast<int>(code & 0xFFFFFFFFu);
       order_.push_back(
@@ -943,44 +945,59 @@ void PartScorer::score_part(int part, Connections* out) {
       continue;
     }
     // Upper bound on the passing samples first: a sample whose interpolation cell has no
-    // supporting corner fails; one byte read instead of four floats. n_[j] = 0: skipped.
+    // supporting corner fails; one byte read instead of four floats. n_[j]: samples of pair
+    // j still to test with the fast kernel (0: skipped or done); pass_[j]: the verdict.
+    const double stride = params_.grid_stride;
+    const char* b_inside = inside_.data() + b_begin_;
+    int outside = 0;  // pairs with an endpoint outside the grid: the clamped test below
     for (int j = 0; j < num_b_; ++j) {
-      n_[j] = length_[j] < kMinLength ? 0 : sample_count(length_[j] * params_.grid_stride);
+      const bool ok = length_[j] >= kMinLength;
+      n_[j] = ok ? sample_count(length_[j] * stride) : 0;
+      pass_[j] = 0;
+      outside += ok && !(a_inside && b_inside[j]);
     }
-    for (int j = 0; j < num_b_; ++j) {
-      if (n_[j] == 0) {
-        pass_[j] = 0;
-        continue;
-      }
-      const int n = n_[j];
-      const double* fraction = tables_.fraction.data() + static_cast<std::size_t>(n) * (n - 1) / 2;
-      if (!a_inside || !inside_[b_begin_ + j]) {
-        pass_[j] = support_.failures_clamped(ax, ay, dx_[j], dy_[j], fraction, n,
-                                             tables_.max_failures[n]) <= tables_.max_failures[n];
-        n_[j] = 0;  // done
-      } else if (!avx2_) {
-        pass_[j] = support_.failures_inside(ax, ay, dx_[j], dy_[j], fraction, n,
-                                            tables_.max_failures[n]) <= tables_.max_failures[n];
+    if (outside > 0) {
+      for (int j = 0; j < num_b_; ++j) {
+        const int n = n_[j];
+        if (n == 0 || (a_inside && b_inside[j])) continue;
+        const double* fraction =
+            tables_.fraction.data() + static_cast<std::size_t>(n) * (n - 1) / 2;
+        const int allowed = tables_.max_failures[n];
+        pass_[j] =
+            support_.failures_clamped(ax, ay, dx_[j], dy_[j], fraction, n, allowed) <= allowed;
+        n_[j] = 0;
       }
     }
 #if SIMPLEPOSE_AVX2
-    if (avx2_ && a_inside) {
+    if (avx2_) {
       failures_.resize(num_b_);
       open_.resize(num_b_);
       passes_avx2(support_.cells(), w, ax, ay, dx_.data(), dy_.data(), n_.data(), num_b_,
                   tables_.fraction.data(), tables_.max_failures.data(), failures_.data(),
                   open_.data(), pass_.data());
-    }
+    } else
 #endif
-    // The passing j, gathered without a branch per pair (which would be unpredictable).
-    open_.resize(num_b_);
+    {
+      for (int j = 0; j < num_b_; ++j) {
+        const int n = n_[j];
+        if (n == 0) continue;
+        const double* fraction =
+            tables_.fraction.data() + static_cast<std::size_t>(n) * (n - 1) / 2;
+        const int allowed = tables_.max_failures[n];
+        pass_[j] =
+            support_.failures_inside(ax, ay, dx_[j], dy_[j], fraction, n, allowed) <= allowed;
+      }
+    }
+    // The passing j, appended without a branch per pair (it would be unpredictable).
+    const std::size_t size = pairs_.size();
+    pairs_.resize(size + num_b_);
+    Pair* out_pairs = pairs_.data() + size;
     int num_pass = 0;
     for (int j = 0; j < num_b_; ++j) {
-      open_[num_pass] = j;
+      out_pairs[num_pass] = {0.0, 0.0, 0.0, i, j, Pair::kUnknown};
       num_pass += pass_[j];
     }
-    for (int k = 0; k < num_pass; ++k)
-      pairs_.push_back({0.0, 0.0, 0.0, i, open_[k], Pair::kUnknown});
+    pairs_.resize(size + num_pass);
   }
   bool lazy = false;
   if (masked) {
