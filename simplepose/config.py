@@ -305,7 +305,8 @@ class DecodeConfig(_Serializable):
     Attributes:
         peak_threshold: keypoint peaks must be >= this (authors' ``thre1``).
         max_peaks: at most this many peaks per keypoint channel, the highest; bounds the work
-            on noisy heatmaps (part scoring is quadratic in it).
+            on noisy heatmaps (with all 18 channels at 64 peaks: 2-6 ms per 128 x 128 grid,
+            1-80 people, ``benchmarks/bench_grouping.py --crowd``).
         refine: sub-pixel peak refinement (log-parabola fit on the 3 x 3 neighbourhood).
         part_threshold: a body-part sample passes when > this (``thre2``).
         connect_ratio: fraction of samples that must pass (``connect_ration``).
