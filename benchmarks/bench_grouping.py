@@ -1,16 +1,21 @@
 """Grouping benchmark: oracle accuracy (COCO AP) and decode speed of the C++ core.
 
-    python -m benchmarks.bench_grouping --oracle            # accuracy + speed
-    python -m benchmarks.bench_grouping --oracle --no-speed # accuracy only
+    python -m benchmarks.bench_grouping --oracle            # accuracy, diagnosis + speed
+    python -m benchmarks.bench_grouping --oracle --no-speed # accuracy and diagnosis only
+    python -m benchmarks.bench_grouping --crowd             # crowd sweep only
     python -m benchmarks.bench_grouping --sweep-configs     # accuracy of config variants
 
 Oracle: every image of ``shared/data/coco_people`` is encoded at native scale (padded to a
 multiple of 64, stride 4) with the ground-truth encoder ``simplepose.training.targets``,
 decoded, and scored with pycocotools ``COCOeval`` (iouType keypoints). Degraded variants
 (noise, blur, attenuation, spurious peaks; seeded) check that the defaults are not tuned to
-perfect inputs only. Speed: median decode time per image at upsample 1 and 4, a sweep over
-synthetic crowds of 1-40 people, the speed-up over the NumPy reference measured in the same
-run, and two threads decoding in parallel. Results go to ``benchmarks/results/``.
+perfect inputs only. The diagnosis compares decoders on the same peaks (native, native
+without partner exchange, the authors' part scoring and assembly on x4 maps) by their errors
+against the ground truth, per image and per limb (``benchmarks/grouping_diagnosis.py``).
+Speed: median decode time per image at upsample 1 and 4, a sweep over synthetic crowds of
+1-80 people, clean and with noise that fills every keypoint channel with spurious peaks up
+to ``max_peaks``, the speed-up over the NumPy reference measured in the same run, and two
+threads decoding in parallel. Results go to ``benchmarks/results/``.
 """
 
 from __future__ import annotations
@@ -35,10 +40,12 @@ import numpy as np
 if __package__ in (None, ""):  # run as a file: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import save_results, summarize, time_call  # noqa: E402
+from benchmarks import grouping_diagnosis as diag  # noqa: E402
+from benchmarks.common import save_results, summarize  # noqa: E402
+from simplepose import skeleton  # noqa: E402
 from simplepose.bench.synthetic import crowd_heatmaps  # noqa: E402
 from simplepose.config import DecodeConfig  # noqa: E402
-from simplepose.grouping import decode, grid_params, reference  # noqa: E402
+from simplepose.grouping import decode, grid_params, reference, to_c_params  # noqa: E402
 from simplepose.training.targets import coco_to_joints18, encode  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,6 +63,7 @@ class OracleImage:
     height: int
     width: int
     heatmaps: np.ndarray  # float32 (50, Hp / 4, Wp / 4)
+    joints: np.ndarray  # float32 (P, 18, 3) [x, y, flag] ground truth, image pixels
 
 
 def load_oracle(annotation_file: Path) -> tuple[dict[str, Any], list[OracleImage]]:
@@ -70,7 +78,7 @@ def load_oracle(annotation_file: Path) -> tuple[dict[str, Any], list[OracleImage
         h, w = info["height"], info["width"]
         hp, wp = -(-h // MULTIPLE) * MULTIPLE, -(-w // MULTIPLE) * MULTIPLE
         joints = coco_to_joints18(np.asarray(by_image.get(info["id"], []), np.float32))
-        images.append(OracleImage(info["id"], h, w, encode(joints, (hp, wp))))
+        images.append(OracleImage(info["id"], h, w, encode(joints, (hp, wp)), joints))
     return data, images
 
 
@@ -195,13 +203,174 @@ def accuracy(
 
 
 # ----------------------------------------------------------------------------------------
+# Where the grouping loses (same peaks, different part scoring / assembly)
+# ----------------------------------------------------------------------------------------
+
+
+def diagnose(data: dict[str, Any], images: list[OracleImage]) -> dict[str, Any]:
+    """Error counts against the ground truth for decoders that share the native peaks.
+
+    Prints AP and the totals per decoder, the limbs where they err, and the images where
+    they differ (see ``benchmarks/grouping_diagnosis.py`` for the definitions).
+    """
+    variants: dict[str, Callable[[OracleImage], diag.Grouping]] = {
+        "native": lambda im: diag.native_grouping(im.heatmaps, DecodeConfig(), im.height),
+        "native, greedy only": lambda im: diag.native_grouping(
+            im.heatmaps, DecodeConfig(exchange_partners=False), im.height
+        ),
+        "authors, same peaks": lambda im: diag.authors_grouping(im.heatmaps, im.height),
+    }
+    totals = {name: diag.GroupingErrors() for name in variants}
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
+    per_image = []
+    for im in images:
+        row = {}
+        for name, run in variants.items():
+            grouping = run(im)
+            owners = diag.peak_owners(grouping.peaks, grouping.offsets, im.joints)
+            errors = diag.grouping_errors(grouping, owners, len(im.joints))
+            totals[name].add(errors)
+            results[name] += diag.coco_results(grouping, im.image_id)
+            row[name] = errors.summary()
+        if len(set(row.values())) > 1:
+            per_image.append((im.image_id, len(im.joints), row))
+    print("\nwhere the grouping loses: the same native peaks, per decoder (ground truth:")
+    print("missed / wrong connections, people split in two or more, people mixing two or more)")
+    print(f"{'decoder':>22} {'AP':>6} {'missed':>7} {'wrong':>6} {'split':>6} {'mixed':>6}")
+    out: dict[str, Any] = {"decoders": {}, "limbs": {}, "images": []}
+    for name, errors in totals.items():
+        ap = coco_ap(data, results[name])["AP"]
+        missed, wrong, split, mixed = errors.summary()
+        print(f"{name:>22} {ap:6.3f} {missed:7d} {wrong:6d} {split:6d} {mixed:6d}")
+        out["decoders"][name] = {
+            "AP": ap,
+            "missed": missed,
+            "wrong": wrong,
+            "split": split,
+            "mixed": mixed,
+        }
+    print("per limb (missed / wrong), limbs with any error:")
+    for k, (a, b) in enumerate(skeleton.PARTS):
+        counts = {n: (int(e.missed[k]), int(e.wrong[k])) for n, e in totals.items()}
+        if any(sum(c) for c in counts.values()):
+            limb = f"{k:2d} {skeleton.KEYPOINT_NAMES[a]}-{skeleton.KEYPOINT_NAMES[b]}"
+            print(f"{limb:>30} " + "  ".join(f"{m}/{w}" for m, w in counts.values()))
+            out["limbs"][limb] = counts
+    print("images where the decoders differ (missed, wrong, split, mixed):")
+    for image_id, people, row in per_image:
+        print(f"  image {image_id:>7} ({people} people): " + "  ".join(map(str, row.values())))
+        out["images"].append({"image_id": image_id, "people": people, **row})
+    return out
+
+
+# ----------------------------------------------------------------------------------------
 # Speed
 # ----------------------------------------------------------------------------------------
 
 
-def run_ms(fn: Callable[[], Any], repeats: int) -> list[float]:
-    """Milliseconds of ``repeats`` timed runs after one warm-up run."""
-    return [1e3 * seconds for seconds in time_call(fn, repeats)]
+# Crowd sweep: synthetic oracle crowds at a 512 x 512 input (128 x 128 grid), clean and with
+# Gaussian noise (sigma 0.05 on channels 0-47, as degrade_noise) that fills every keypoint
+# channel with spurious peaks up to max_peaks.
+CROWD_SIZES = (1, 5, 10, 20, 40, 80)
+CROWD_NOISE = 0.05
+
+
+def crowd_pool() -> list[np.ndarray]:
+    """The ground-truth people of the shared set with >= 8 keypoints, as joints18 (18, 3)."""
+    data = json.loads((shared_dir() / "data/coco_people/person_keypoints.json").read_text())
+    return [
+        coco_to_joints18(np.asarray([ann["keypoints"]], np.float32))[0]
+        for ann in data["annotations"]
+        if ann.get("num_keypoints", 0) >= 8
+    ]
+
+
+def timed_ms(fn: Callable[[], Any], repeats: int) -> tuple[list[float], list[float]]:
+    """Wall-clock and thread CPU milliseconds of ``repeats`` runs after one warm-up run.
+
+    On a shared machine the wall clock also counts time the thread waited for a core; the
+    CPU time does not, so both are kept.
+    """
+    fn()
+    wall, cpu = [], []
+    for _ in range(repeats):
+        start, start_cpu = time.perf_counter(), time.thread_time()
+        fn()
+        cpu.append(1e3 * (time.thread_time() - start_cpu))
+        wall.append(1e3 * (time.perf_counter() - start))
+    return wall, cpu
+
+
+def crowd_sweep(
+    pool: list[np.ndarray],
+    config: DecodeConfig,
+    repeats: int,
+    rng: np.random.Generator,
+    sizes: tuple[int, ...] = CROWD_SIZES,
+    scenes_per_size: int = 5,
+    with_reference: bool = True,
+) -> dict[str, Any]:
+    """Whole-decode time (``simplepose.grouping.decode``, one thread) on crowds of each size.
+
+    Returns, per ``"<people>"`` and ``"<people> noisy"``: medians over the scenes of each
+    scene's median (wall and CPU ms), the best run, the worst p95, the NumPy reference's
+    median and the speed-up, people found and keypoint peaks per channel (median).
+    """
+    import simplepose._C as _C
+
+    params = grid_params(config, 128)
+    c_params = to_c_params(params)
+    print(
+        "\ncrowd sweep: synthetic oracle crowds, 512 x 512 input (128 x 128 grid), upsample=1;"
+        f" noisy: + N(0, {CROWD_NOISE}) on channels 0-47"
+    )
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"(1-min load average at start: {load:.2f} on {os.cpu_count()} CPUs)")
+    print(
+        f"{'people':>6} {'noise':>5} {'peaks/ch':>8} {'found':>6} {'wall ms':>8} {'CPU ms':>8}"
+        f" {'best':>7} {'p95':>7} {'NumPy ms':>9} {'speed-up':>9}"
+    )
+    sweep: dict[str, Any] = {}
+    for count in sizes:
+        clean = [crowd_heatmaps(pool, count, rng) for _ in range(scenes_per_size)]
+        noisy = []
+        for hm in clean:
+            hm = hm.copy()
+            hm[:48] += rng.normal(0.0, CROWD_NOISE, hm[:48].shape).astype(np.float32)
+            noisy.append(hm)
+        for label, scenes in ((f"{count}", clean), (f"{count} noisy", noisy)):
+            runs = [timed_ms(lambda hm=hm: decode(hm, config), repeats) for hm in scenes]
+            wall = statistics.median(statistics.median(w) for w, _ in runs)
+            cpu = statistics.median(statistics.median(c) for _, c in runs)
+            best = statistics.median(min(w) for w, _ in runs)
+            p95 = max(summarize([v / 1e3 for v in w])["p95_ms"] for w, _ in runs)
+            found = statistics.median(len(decode(hm, config)) for hm in scenes)
+            peaks = statistics.median(
+                float(np.diff(_C.find_peaks(hm, c_params)[1]).mean()) for hm in scenes
+            )
+            row = {
+                "wall_median_ms": wall,
+                "cpu_median_ms": cpu,
+                "best_ms": best,
+                "p95_ms": p95,
+                "found": found,
+                "peaks_per_channel": peaks,
+            }
+            ref_text = ""
+            if with_reference:
+                ref = statistics.median(
+                    statistics.median(timed_ms(lambda hm=hm: reference.decode(hm, params), 3)[0])
+                    for hm in scenes
+                )
+                row.update(numpy_median_ms=ref, speedup=ref / wall)
+                ref_text = f" {ref:9.1f} {ref / wall:8.0f}x"
+            sweep[label] = row
+            print(
+                f"{count:>6} {'yes' if scenes is noisy else 'no':>5} {peaks:8.1f} {found:6.0f}"
+                f" {wall:8.3f} {cpu:8.3f} {best:7.3f} {p95:7.3f}{ref_text}",
+                flush=True,
+            )
+    return sweep
 
 
 def speed(images: list[OracleImage], config: DecodeConfig, repeats: int) -> dict[str, Any]:
@@ -227,47 +396,9 @@ def speed(images: list[OracleImage], config: DecodeConfig, repeats: int) -> dict
         out[f"coco_upsample{factor}"] = s
         print(f"{f'COCO images, upsample={factor}':>28} {s['median_ms']:8.3f} {s['p95_ms']:8.3f}")
 
-    # Crowd sweep: C++ vs NumPy reference on the same inputs, stride-4 grid, 512 x 512 input.
-    joints_pool = []  # the GT people of the shared set with >= 8 keypoints
-    data = json.loads((shared_dir() / "data/coco_people/person_keypoints.json").read_text())
-    for ann in data["annotations"]:
-        if ann.get("num_keypoints", 0) >= 8:
-            joints_pool.append(coco_to_joints18(np.asarray([ann["keypoints"]], np.float32))[0])
+    joints_pool = crowd_pool()
     rng = np.random.default_rng(7)
-    print("\ncrowd sweep: synthetic oracle crowds, 512 x 512 input (128 x 128 grid), upsample=1")
-    header = (
-        f"{'people':>6} {'found':>6} {'C++ ms':>8} {'best':>8} {'p95':>8} {'NumPy ms':>9}"
-        f" {'speed-up':>9}"
-    )
-    print(header)
-    params = grid_params(config, 128)
-    sweep = {}
-    for count in (1, 5, 10, 20, 40):
-        scenes = [crowd_heatmaps(joints_pool, count, rng) for _ in range(5)]
-        cpp = [run_ms(lambda hm=hm: decode(hm, config), repeats) for hm in scenes]
-        ref = [
-            run_ms(lambda hm=hm: reference.decode(hm, params), max(3, repeats // 50))
-            for hm in scenes
-        ]
-        found = statistics.median(len(decode(hm, config)) for hm in scenes)
-        # median over scenes of each scene's median (best: of each scene's fastest run)
-        c_ms = statistics.median(statistics.median(t) for t in cpp)
-        c_best = statistics.median(min(t) for t in cpp)
-        c_p95 = max(summarize([v / 1e3 for v in t])["p95_ms"] for t in cpp)
-        r_ms = statistics.median(statistics.median(t) for t in ref)
-        sweep[count] = {
-            "cpp_median_ms": c_ms,
-            "cpp_best_ms": c_best,
-            "cpp_p95_ms": c_p95,
-            "numpy_median_ms": r_ms,
-            "speedup": r_ms / c_ms,
-            "found": found,
-        }
-        print(
-            f"{count:>6} {found:>6.0f} {c_ms:8.3f} {c_best:8.3f} {c_p95:8.3f} {r_ms:9.2f}"
-            f" {r_ms / c_ms:8.0f}x"
-        )
-    out["crowd_sweep"] = sweep
+    out["crowd_sweep"] = crowd_sweep(joints_pool, config, repeats, rng)
 
     # Two threads: the GIL is released while the core runs, so they should overlap.
     scenes = [crowd_heatmaps(joints_pool, 20, rng) for _ in range(8)]
@@ -301,10 +432,14 @@ def speed(images: list[OracleImage], config: DecodeConfig, repeats: int) -> dict
 
 def config_variants() -> dict[str, DecodeConfig]:
     base = DecodeConfig()
-    authors = dataclasses.replace(base, person_score="authors", attach_both_ends=False)
+    authors = dataclasses.replace(
+        base, person_score="authors", attach_both_ends=False, exchange_partners=False
+    )
     return {
         "defaults": base,
         "authors_rules": authors,
+        "no_exchange": dataclasses.replace(base, exchange_partners=False),
+        "exchange": dataclasses.replace(authors, exchange_partners=True),
         "mean_score": dataclasses.replace(authors, person_score="mean"),
         "both_ends": dataclasses.replace(authors, attach_both_ends=True),
         "both_ends+mean": dataclasses.replace(authors, attach_both_ends=True, person_score="mean"),
@@ -318,6 +453,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--oracle", action="store_true", help="oracle accuracy (COCO AP)")
     parser.add_argument("--sweep-configs", action="store_true", help="AP of config variants")
     parser.add_argument("--no-speed", action="store_true", help="skip the speed part")
+    parser.add_argument(
+        "--crowd", action="store_true", help="only the crowd sweep (1-80 people, clean and noisy)"
+    )
     parser.add_argument("--repeats", type=int, default=200, help="timed runs per input")
     args = parser.parse_args(argv)
 
@@ -331,7 +469,13 @@ def main(argv: list[str] | None = None) -> int:
             configs["upsample4"] = dataclasses.replace(config, upsample=4)
         print(f"oracle accuracy on {len(images)} shared COCO images (pycocotools keypoints)")
         payload["accuracy"] = accuracy(data, images, configs)
-    if not args.no_speed:
+    if args.oracle:
+        payload["diagnosis"] = diagnose(data, images)
+    if args.crowd:
+        payload["crowd_sweep"] = crowd_sweep(
+            crowd_pool(), config, args.repeats, np.random.default_rng(7)
+        )
+    elif not args.no_speed:
         payload["speed"] = speed(images, config, args.repeats)
     path = save_results("bench_grouping", payload)
     print(f"\nresults written to {path}")

@@ -278,6 +278,7 @@ PYBIND11_MODULE(_C, m) {
       .def_readwrite("len_rate", &simplepose::DecodeParams::len_rate)
       .def_readwrite("connection_tolerance", &simplepose::DecodeParams::connection_tolerance)
       .def_readwrite("attach_both_ends", &simplepose::DecodeParams::attach_both_ends)
+      .def_readwrite("exchange_partners", &simplepose::DecodeParams::exchange_partners)
       .def_readwrite("min_keypoints", &simplepose::DecodeParams::min_keypoints)
       .def_readwrite("min_mean_score", &simplepose::DecodeParams::min_mean_score)
       .def_readwrite("person_score", &simplepose::DecodeParams::person_score)

@@ -30,6 +30,7 @@ class DecodeParams:
     len_rate: float
     connection_tolerance: float
     attach_both_ends: bool
+    exchange_partners: bool
     min_keypoints: int
     min_mean_score: float
     person_score: PersonScore

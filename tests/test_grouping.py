@@ -192,6 +192,40 @@ def test_grouping_golden(heatmaps, overrides, expected):
     np.testing.assert_allclose(ref_scores, poses.scores, rtol=1e-6)
 
 
+def test_exchange_fixes_collinear_limbs():
+    # Two people's neck -> right shoulder limbs in a row: shoulder 4, neck 10 | shoulder 14,
+    # neck 20 (y = 5). The band between neck 10 and shoulder 14 (0.85) beats the limbs' own
+    # bands (0.8), so the greedy takes that wrong pair first and is left with the long pair
+    # 20 -> 4 (mean ~0.82, distance prior 0.5 * 40 / 64 - 1 = -0.69: score 0.134). The
+    # crossed pairs 10 -> 4 and 20 -> 14 (mean ~0.81, prior -1/6: 0.646 each) weigh more
+    # together (1.29 > 0.98), so the exchange swaps them back.
+    heatmaps = scene(
+        12,
+        24,
+        [(NECK, 20, 5, 1.0), (RSHO, 14, 5, 1.0), (NECK, 10, 5, 1.0), (RSHO, 4, 5, 1.0)],
+        [
+            (PART_NECK_RSHO, (20, 5), (14, 5), 0.8),
+            (PART_NECK_RSHO, (10, 5), (4, 5), 0.8),
+            (PART_NECK_RSHO, (10, 5), (14, 5), 0.85),
+        ],
+    )
+    found = {}
+    for exchange in (False, True):
+        params = grid_params(DecodeConfig(exchange_partners=exchange), 12, image_height=40)
+        peaks, offsets = _C.find_peaks(heatmaps, to_c_params(params))
+        parts, pairs, scores = _C.score_parts(heatmaps, peaks, offsets, to_c_params(params))
+        ref = reference.score_parts(heatmaps, peaks, offsets, params)
+        np.testing.assert_array_equal(pairs, ref[1])
+        np.testing.assert_allclose(scores, ref[2], rtol=0, atol=1e-12)
+        # (neck x, shoulder x) of each connection, in rank order
+        found[exchange] = [(peaks[a, 0], peaks[b, 0]) for a, b in pairs]
+        assert list(parts) == [PART_NECK_RSHO, PART_NECK_RSHO]
+    assert found[False] == [(10, 14), (20, 4)]
+    assert found[True] == [(10, 4), (20, 14)]
+    # mirror images of each other: the same score, mean ~0.81 minus 1/6
+    assert scores[0] == scores[1] and 0.64 < scores[0] < 0.65
+
+
 def test_person_score_hand_computed():
     # peaks 1.0 and 1.0, one part of mean 0.8 and no distance penalty (5 cells = 20 px is
     # shorter than half the 80 px prior height): total 2.8 over 2 keypoints.
@@ -258,6 +292,7 @@ def test_c_params_defaults_match_config():
         "len_rate",
         "connection_tolerance",
         "attach_both_ends",
+        "exchange_partners",
         "min_keypoints",
         "min_mean_score",
         "person_score",

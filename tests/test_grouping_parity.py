@@ -156,3 +156,86 @@ def test_parity_config_variants(overrides):
     for seed in range(3):
         assert_same(_random("uniform", 100 + seed), config)
         assert_same(_random("quantised", 200 + seed), config)
+
+
+# -- (c) crowds: the support bound, lazy ranking and exchanges at scale ------------------------
+
+
+@pytest.fixture(scope="module")
+def crowds() -> list[np.ndarray]:
+    # 20 and 80 people on a 128 x 128 grid, clean and with noise (every keypoint channel then
+    # holds max_peaks peaks): enough pairs per part for the support bound, and at 80 people
+    # enough survivors for the lazy ranking.
+    from simplepose.bench.synthetic import crowd_heatmaps, template_pool
+
+    rng = np.random.default_rng(11)
+    pool = template_pool(32, seed=3)
+    out = []
+    for count in (20, 80):
+        heatmaps = crowd_heatmaps(pool, count, rng)
+        noisy = heatmaps.copy()
+        noisy[:48] += rng.normal(0.0, 0.05, noisy[:48].shape).astype(np.float32)
+        out += [heatmaps, noisy]
+    return out
+
+
+@pytest.mark.parametrize("index", range(4), ids=["20", "20_noisy", "80", "80_noisy"])
+def test_parity_on_crowds(crowds, index):
+    assert assert_same(crowds[index], DecodeConfig()) > 0
+
+
+def test_parity_with_peaks_outside_the_grid(crowds):
+    # Peaks given through the bindings may lie outside the grid (find_peaks' never do); the
+    # support bound then clamps each sample as the bilinear sampling does.
+    heatmaps = crowds[2]
+    params = grid_params(DecodeConfig(), heatmaps.shape[1])
+    c_params = to_c_params(params)
+    peaks, offsets = _C.find_peaks(heatmaps, c_params)
+    rng = np.random.default_rng(2)
+    moved = peaks.copy()
+    pick = rng.random(len(peaks)) < 0.3
+    moved[pick, :2] += rng.uniform(-40.0, 40.0, (int(pick.sum()), 2))
+    assert np.any(moved[:, :2] < 0) and np.any(moved[:, :2] > 127)
+    parts, pairs, scores = _C.score_parts(heatmaps, moved, offsets, c_params)
+    ref_parts, ref_pairs, ref_scores = reference.score_parts(heatmaps, moved, offsets, params)
+    np.testing.assert_array_equal(parts, ref_parts)
+    np.testing.assert_array_equal(pairs, ref_pairs)
+    np.testing.assert_allclose(scores, ref_scores, rtol=0, atol=1e-9)
+
+
+_STEPS_SCRIPT = """
+import sys
+import numpy as np
+import simplepose._C as _C
+from simplepose.config import DecodeConfig
+from simplepose.grouping import grid_params, to_c_params
+out = []
+for heatmaps in np.load(sys.argv[1]):
+    params = to_c_params(grid_params(DecodeConfig(), heatmaps.shape[1]))
+    peaks, offsets = _C.find_peaks(heatmaps, params)
+    out += [peaks, *_C.score_parts(heatmaps, peaks, offsets, params)]
+np.savez(sys.argv[2], *out)
+"""
+
+
+def test_avx2_and_portable_kernels_agree(crowds, tmp_path):
+    # Where the CPU has AVX2 the core runs AVX2 kernels; SIMPLEPOSE_NO_AVX2=1 forces the
+    # SSE2 / scalar ones (on other CPUs both runs take those). Same connections, same bits.
+    import os
+    import subprocess
+    import sys
+
+    np.save(tmp_path / "heatmaps.npy", np.stack(crowds))
+    results = {}
+    for name, value in (("default", ""), ("portable", "1")):
+        env = {**os.environ, "SIMPLEPOSE_NO_AVX2": value}
+        subprocess.run(
+            [sys.executable, "-c", _STEPS_SCRIPT, tmp_path / "heatmaps.npy", tmp_path / name],
+            check=True,
+            env=env,
+        )
+        with np.load(tmp_path / f"{name}.npz") as data:
+            results[name] = [data[key] for key in sorted(data.files, key=lambda k: int(k[4:]))]
+    assert len(results["default"]) == 4 * len(crowds)
+    for a, b in zip(results["default"], results["portable"]):
+        np.testing.assert_array_equal(a, b)

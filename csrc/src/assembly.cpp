@@ -32,8 +32,15 @@ double lowest_limb_score(const Person& p) {
 void assemble(const Peaks& peaks, const Connections& connections, const DecodeParams& params,
               Assembly* out) {
   out->clear();
+  // People in creation order; a merged-away person is marked dead instead of erased, so ids
+  // stay valid and "person order" (the reference's list order) is id order.
   std::vector<Person> persons;
+  std::vector<char> alive;
   persons.reserve(32);
+  alive.reserve(32);
+  // owner[peak] = the person holding the peak, or -1: a peak is in at most one person (in its
+  // own type's slot), so the people holding A or B are found without a scan.
+  std::vector<int> owner(peaks.size(), -1);
   for (int c = 0; c < connections.size(); ++c) {
     const int from = kParts[connections.part[c]][0];
     const int to = kParts[connections.part[c]][1];
@@ -44,11 +51,16 @@ void assemble(const Peaks& peaks, const Connections& connections, const DecodePa
     const double dy = peaks.y[b] - peaks.y[a];
     const double length = std::sqrt(dx * dx + dy * dy);
 
-    // A peak belongs to at most one person, so at most two people can match.
-    int found[2] = {-1, -1};
-    int num_found = 0;
-    for (int j = 0; j < static_cast<int>(persons.size()) && num_found < 2; ++j) {
-      if (persons[j].slot[from] == a || persons[j].slot[to] == b) found[num_found++] = j;
+    // The people holding A (at `from`) or B (at `to`), in person order: at most two.
+    int found[2] = {owner[a], owner[b]};
+    int num_found = 2;
+    if (found[0] < 0 || found[0] == found[1]) {
+      found[0] = found[1];
+      num_found = found[0] < 0 ? 0 : 1;
+    } else if (found[1] < 0) {
+      num_found = 1;
+    } else if (found[1] < found[0]) {
+      std::swap(found[0], found[1]);
     }
 
     if (num_found == 1) {
@@ -57,6 +69,7 @@ void assemble(const Peaks& peaks, const Connections& connections, const DecodePa
       if (p.slot[to] < 0) {
         if (short_enough) {
           p.slot[to] = b;
+          owner[b] = found[0];
           p.limb_score[to] = s;
           p.count += 1;
           p.total += peaks.score[b] + s;
@@ -65,7 +78,9 @@ void assemble(const Peaks& peaks, const Connections& connections, const DecodePa
       } else if (p.slot[to] != b) {
         if (s > p.limb_score[to] && short_enough) {
           p.total -= peaks.score[p.slot[to]] + p.limb_score[to];
+          owner[p.slot[to]] = -1;
           p.slot[to] = b;
+          owner[b] = found[0];
           p.limb_score[to] = s;
           p.total += peaks.score[b] + s;
           p.longest = std::max(p.longest, length);
@@ -77,6 +92,7 @@ void assemble(const Peaks& peaks, const Connections& connections, const DecodePa
         }
         if (params.attach_both_ends && p.slot[from] < 0 && short_enough) {
           p.slot[from] = a;
+          owner[a] = found[0];
           p.limb_score[from] = s;
           p.count += 1;
           p.total += peaks.score[a] + s;
@@ -97,13 +113,14 @@ void assemble(const Peaks& peaks, const Connections& connections, const DecodePa
       for (int k = 0; k < kNumKeypoints; ++k) {
         if (q.slot[k] >= 0) {
           p.slot[k] = q.slot[k];
+          owner[q.slot[k]] = found[0];
           p.limb_score[k] = q.limb_score[k];
         }
       }
       p.count += q.count;
       p.total += q.total + s;
       p.longest = std::max(std::max(p.longest, q.longest), length);
-      persons.erase(persons.begin() + found[1]);
+      alive[found[1]] = 0;
     } else {
       Person p;
       p.slot.fill(-1);
@@ -115,7 +132,9 @@ void assemble(const Peaks& peaks, const Connections& connections, const DecodePa
       p.count = 2;
       p.total = peaks.score[a] + peaks.score[b] + s;
       p.longest = length;
+      owner[a] = owner[b] = static_cast<int>(persons.size());
       persons.push_back(p);
+      alive.push_back(1);
     }
   }
 
@@ -123,6 +142,7 @@ void assemble(const Peaks& peaks, const Connections& connections, const DecodePa
   std::vector<double> scores;
   for (int j = 0; j < static_cast<int>(persons.size()); ++j) {
     const Person& p = persons[j];
+    if (!alive[j]) continue;
     if (p.count < params.min_keypoints || p.total / p.count < params.min_mean_score) continue;
     kept.push_back(j);
     scores.push_back(params.person_score == PersonScore::kMean ? p.total / p.count

@@ -113,6 +113,7 @@ def to_c_params(params: GridParams) -> DecodeParams:
     c_params.len_rate = config.len_rate
     c_params.connection_tolerance = config.connection_tolerance
     c_params.attach_both_ends = config.attach_both_ends
+    c_params.exchange_partners = config.exchange_partners
     c_params.min_keypoints = config.min_keypoints
     c_params.min_mean_score = config.min_mean_score
     c_params.person_score = (

@@ -13,7 +13,8 @@ Tie rules (shared with the C++ core):
   smaller than the later ones, so a flat top yields one peak, its first cell in raster order;
   peaks of a type are ordered by score descending, ties by raster index;
 - connections: candidate pairs are enumerated in (A id, B id) order and stably sorted by rank,
-  so equal ranks keep that order;
+  so equal ranks keep that order; exchanges scan kept connections i < j in that order and
+  need a strictly larger weight sum;
 - people: sorted by score descending, stably, so equal scores keep creation order.
 """
 
@@ -169,7 +170,8 @@ def score_parts(
     clip(floor(|AB| px + 1.5), 2, max_samples) points evenly spaced on A..B (inclusive) are
     sampled bilinearly from part map k; score = mean + min(0.5 prior_height / |AB| px - 1, 0);
     accepted when #(samples > part_threshold) >= connect_ratio n and score > 0; ranked by
-    0.5 score + 0.25 score_A + 0.25 score_B; kept greedily one-to-one, at most min(#A, #B).
+    0.5 score + 0.25 score_A + 0.25 score_B; kept greedily one-to-one, at most min(#A, #B);
+    with ``exchange_partners``, then improved by exchanges (``_exchange_partners``).
 
     Args:
         heatmaps: float32 (50, H, W) on the grid.
@@ -221,22 +223,78 @@ def score_parts(
         rank = 0.5 * score + 0.25 * a_peaks[ai, 2] + 0.25 * b_peaks[bi, 2]
         used_a = np.zeros(num_a, bool)
         used_b = np.zeros(num_b, bool)
-        kept = 0
+        kept: list[int] = []  # candidate indices, greedy order
         for c in np.argsort(-rank, kind="stable"):
-            if kept == min(num_a, num_b):
+            if len(kept) == min(num_a, num_b):
                 break
             if used_a[ai[c]] or used_b[bi[c]]:
                 continue
             used_a[ai[c]] = used_b[bi[c]] = True
+            kept.append(int(c))
+        if config.exchange_partners:
+            weight = score * np.maximum(a_peaks[ai, 2], 0.0) * np.maximum(b_peaks[bi, 2], 0.0)
+            kept = _exchange_partners(kept, ai, bi, weight, rank, num_b)
+        for c in kept:
             parts.append(part)
             pairs.append((a0 + int(ai[c]), b0 + int(bi[c])))
             scores.append(float(score[c]))
-            kept += 1
     return (
         np.asarray(parts, np.int32),
         np.asarray(pairs, np.int32).reshape(-1, 2),
         np.asarray(scores, np.float64),
     )
+
+
+def _exchange_partners(
+    kept: list[int],
+    ai: npt.NDArray[np.int64],
+    bi: npt.NDArray[np.int64],
+    weight: npt.NDArray[np.float64],
+    rank: npt.NDArray[np.float64],
+    num_b: int,
+) -> list[int]:
+    """Improve a greedy matching by exchanging partners (``_C.score_parts``'s rule).
+
+    For kept connections i < j (positions in ``kept``), (A_i, B_i), (A_j, B_j) become
+    (A_i, B_j), (A_j, B_i) when both crossed pairs are candidates and
+    ``w[A_i B_j] + w[A_j B_i] > w[A_i B_i] + w[A_j B_j]``; passes repeat until one makes no
+    exchange (at most ``len(kept)`` passes). Returns the kept candidates stably sorted by rank.
+
+    Args:
+        kept: candidate indices of the greedy matching, in greedy order.
+        ai, bi: (C,) local A and B index of every accepted candidate.
+        weight: (C,) score x max(score_A, 0) x max(score_B, 0).
+        rank: (C,) ranking key.
+        num_b: number of B peaks.
+    """
+    index = np.full((int(ai.max(initial=-1)) + 1, num_b), -1, np.int64)
+    index[ai, bi] = np.arange(len(ai))
+    kept = list(kept)
+    for _ in range(len(kept)):
+        changed = False
+        for i in range(len(kept)):
+            j = i + 1
+            while j < len(kept):
+                # Vectorised over the remaining j: the first one that improves is exchanged,
+                # then the scan goes on from the next j with the new (A_i, B_i).
+                rest = np.asarray(kept[j:], np.int64)
+                ij = index[ai[kept[i]], bi[rest]]
+                ji = index[ai[rest], bi[kept[i]]]
+                valid = (ij >= 0) & (ji >= 0)
+                gain = np.zeros(len(rest), bool)
+                gain[valid] = weight[ij[valid]] + weight[ji[valid]] > (
+                    weight[kept[i]] + weight[rest[valid]]
+                )
+                hits = np.flatnonzero(gain)
+                if len(hits) == 0:
+                    break
+                j += int(hits[0])
+                kept[i], kept[j] = int(ij[hits[0]]), int(ji[hits[0]])
+                changed = True
+                j += 1
+        if not changed:
+            break
+    return sorted(kept, key=lambda c: -rank[c])  # sorted() is stable
 
 
 @dataclass

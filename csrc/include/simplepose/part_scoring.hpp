@@ -16,6 +16,22 @@ namespace simplepose {
 // (A, B) id order, i.e. a stable sort), and kept greedily when neither endpoint was used by
 // this part, up to min(#A, #B) connections.
 //
+// With params.exchange_partners, the greedy matching is then improved by exchanges: for kept
+// connections i < j (in the current order), (A_i, B_i) and (A_j, B_j) become (A_i, B_j) and
+// (A_j, B_i) when both of those were accepted and their weights sum to more, where a pair's
+// weight is score * max(score_A, 0) * max(score_B, 0); passes over all i < j repeat until one
+// makes no exchange (at most as many passes as kept connections). Finally the kept connections
+// are stably sorted by rank, descending.
+//
+// The work, not the result, is pruned (the NumPy reference scores every pair in full and
+// gives the same bits): with many pairs per grid cell, a support mask per part map (which
+// interpolation cells have a corner above the threshold) bounds #passed from above, one
+// byte per sample, and rejects most pairs before any interpolation; when far more pairs
+// pass that bound than can be kept, they are ranked by an upper bound of their rank (the
+// largest corner of each sample's cell) and sampled in full only when the greedy matching
+// or an exchange reaches them. On x86 CPUs with AVX2 these steps use gathers (chosen at run
+// time; SIMPLEPOSE_NO_AVX2=1 forces the portable SSE2 / scalar code, for tests).
+//
 // heatmaps: (50, H, W) view; peaks: from find_peaks (grid cells). out: overwritten.
 void score_parts(const HeatmapView& heatmaps, const Peaks& peaks, const DecodeParams& params,
                  Connections* out);

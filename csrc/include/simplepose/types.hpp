@@ -54,6 +54,7 @@ struct DecodeParams {
   double len_rate = 16.0;       // limb length must be < len_rate * person's longest limb
   double connection_tolerance = 0.7;  // merge unless score < tolerance * lowest limb score
   bool attach_both_ends = true;       // also attach endpoint A to a person found through B
+  bool exchange_partners = true;      // after the greedy matching, swap partners when better
   int min_keypoints = 2;              // persons with fewer keypoints are dropped
   double min_mean_score = 0.45;       // persons with total / count below this are dropped
   PersonScore person_score = PersonScore::kMean;
