@@ -86,9 +86,14 @@ def test_auto_backend_picks_the_gpu_whenever_one_can_be_used(
         auto_backend("tflite")
 
 
-def test_auto_on_this_machine_and_device_requests(nano):
+def test_auto_on_this_machine_and_device_requests(nano, tmp_path, monkeypatch):
+    monkeypatch.setenv("SIMPLEPOSE_CACHE", str(tmp_path))  # the on-the-fly ONNX export
+    expected = auto_backend("checkpoint")
+    if expected == "tensorrt":
+        pytest.skip("TensorRT is installed here: auto would build an engine (minutes)")
+    assert expected == ("torch" if CUDA else "onnxruntime")
     backend = make_backend(nano, "auto", exporter="torchscript")
-    assert backend.name == ("torch" if CUDA else "onnxruntime")
+    assert backend.name == expected
     # Asking for a device means the torch backend.
     assert make_backend(nano, "auto", device="cpu").name == "torch"
 
@@ -290,8 +295,9 @@ def test_run_prints_what_auto_chose(tmp_path, data_dir, nano_checkpoint):
                 cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr
     expected = "backend torch, device cuda" if CUDA else "backend torch, device cpu"
-    assert expected in done.stderr.splitlines()[0]
-    assert ("CUDA graphs on" if CUDA else "CUDA graphs off") in done.stderr.splitlines()[0]
+    (line,) = [line for line in done.stderr.splitlines() if line.startswith("backend ")]
+    assert line.startswith(expected)
+    assert line.endswith("CUDA graphs on" if CUDA else "CUDA graphs off")
 
 
 # -- CUDA (skipped without a GPU) ------------------------------------------------------------
