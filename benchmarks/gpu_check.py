@@ -238,7 +238,8 @@ def _timed_run(source: str, weights: Path, frames: int, batch: int, size: int, t
         timeout,
     )  # fmt: skip
     row: dict[str, Any] = {"batch": batch, "returncode": done.returncode, "wall_s": wall}
-    row["backend_line"] = done.stderr.splitlines()[0] if done.stderr else ""
+    lines = [line for line in done.stderr.splitlines() if line.startswith("backend ")]
+    row["backend_line"] = lines[0] if lines else ""
     match = FPS_LINE.search(done.stdout)
     if done.returncode != 0 or match is None:
         row["error"] = done.stderr[-2000:]

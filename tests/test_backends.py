@@ -380,7 +380,7 @@ def test_failed_capture_falls_back_to_eager_with_one_warning(caplog):
 
 @pytest.mark.gpu
 def test_cli_run_on_cuda_end_to_end(tmp_path, data_dir, nano_checkpoint):
-    import av
+    av = pytest.importorskip("av")
 
     out, tracks = tmp_path / "out.mp4", tmp_path / "tracks.jsonl"
     done = _run("run", str(data_dir / "videos" / VIDEO), "--weights", str(nano_checkpoint),
