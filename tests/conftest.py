@@ -130,3 +130,14 @@ def trained_like(model: torch.nn.Module) -> torch.nn.Module:
     shapes = {k: list(v.shape) for k, v in model.state_dict().items()}
     model.load_state_dict(deterministic_weights(shapes))
     return model.eval()
+
+
+def unwritable_folder(tmp_path: Path) -> Path:
+    """A folder this process cannot create files in: a read-only one under ``tmp_path``, or
+    for root (whom file modes do not stop) its own ``/proc/PID`` folder."""
+    if os.geteuid() == 0:
+        return Path(f"/proc/{os.getpid()}")
+    folder = tmp_path / "read-only"
+    folder.mkdir(exist_ok=True)
+    folder.chmod(0o555)
+    return folder

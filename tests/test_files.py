@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import unwritable_folder
 
 from simplepose._files import (
     STALE_AFTER_S,
@@ -49,17 +50,6 @@ def test_an_error_mid_write_keeps_the_old_file_and_leaves_nothing(
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
 
 
-def _unwritable_folder(tmp_path: Path) -> Path:
-    """A folder this process cannot write to: a read-only one, or for root (whom file modes
-    do not stop) a process folder in /proc, which nobody can create files in."""
-    if os.geteuid() == 0:
-        return Path(f"/proc/{os.getpid()}")
-    folder = tmp_path / "read-only"
-    folder.mkdir()
-    folder.chmod(0o555)
-    return folder
-
-
 @pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
 def test_new_files_get_the_users_umask(tmp_path: Path, umask: int) -> None:
     previous = os.umask(umask)
@@ -85,7 +75,7 @@ def test_a_replaced_file_keeps_its_mode(tmp_path: Path) -> None:
 
 
 def test_errors_name_the_users_path_not_the_temporary_file(tmp_path: Path) -> None:
-    target = _unwritable_folder(tmp_path) / "results.json"
+    target = unwritable_folder(tmp_path) / "results.json"
     with pytest.raises(OSError, match="results.json") as info:
         with atomic_write(target) as file:
             file.write("[]")

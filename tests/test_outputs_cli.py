@@ -16,7 +16,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import trained_like
+from conftest import trained_like, unwritable_folder
 
 from simplepose import cli
 from simplepose.model import build_model
@@ -162,11 +162,6 @@ def test_one_folder_rule_for_every_output_file(
     assert not (work / "nodir").exists()
 
 
-def _unwritable_folder() -> str:
-    # Root ignores file modes; nobody can create files in a /proc/PID folder.
-    return "/proc/1" if os.geteuid() == 0 else "/"
-
-
 @pytest.mark.parametrize(
     "argv",
     [
@@ -191,9 +186,9 @@ def _unwritable_folder() -> str:
     ],
 )
 def test_unwritable_outputs_fail_before_the_model_loads(
-    work: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+    work: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
 ) -> None:
-    ro = _unwritable_folder()
+    ro = str(unwritable_folder(tmp_path))
     line = _error_line(capsys, [a.replace("{ro}", ro) for a in argv], work)
     assert f"folder {ro} is not writable" in line
     assert "garbage.pth" not in line  # the weights were never read

@@ -8,19 +8,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import unwritable_folder
 
 from simplepose.commands.paths import Output, check_outputs, file_inputs
 from simplepose.errors import InputError
-
-
-def _unwritable_folder(tmp_path: Path) -> Path:
-    # Root ignores file modes; nobody can create files in a /proc/PID folder.
-    if os.geteuid() == 0:
-        return Path(f"/proc/{os.getpid()}")
-    folder = tmp_path / "read-only"
-    folder.mkdir()
-    folder.chmod(0o555)
-    return folder
 
 
 @pytest.fixture
@@ -76,8 +67,8 @@ def test_two_outputs_that_are_one_file_are_refused(tmp_path: Path) -> None:
         (lambda t: Output("--json", t / "nodir" / "r.json"), "folder .*nodir does not exist"),
         (lambda t: Output("--json", t), "it is a folder; give a file name"),
         (lambda t: Output("--output-dir", t / "f.txt", folder=True), "is a file; give a folder"),
-        (lambda t: Output("--json", _unwritable_folder(t) / "r.json"), "is not writable"),
-        (lambda t: Output("--output-dir", _unwritable_folder(t) / "d", folder=True), "writable"),
+        (lambda t: Output("--json", unwritable_folder(t) / "r.json"), "is not writable"),
+        (lambda t: Output("--output-dir", unwritable_folder(t) / "d", folder=True), "writable"),
     ],
 )
 def test_unwritable_outputs_are_refused_and_nothing_is_created(
